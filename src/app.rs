@@ -1,0 +1,292 @@
+//! Composition root: builds the clients, the store and the router, and runs incd until shutdown.
+//!
+//! [`App`] is the one shared context handed to handlers and workflows (settings, store, clients,
+//! metrics, per-incident locks and the tracker of in-flight work).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::{watch, Notify, OwnedMutexGuard};
+use tracing::Instrument;
+
+use crate::config::Settings;
+use crate::integrations::notion::Notion;
+use crate::integrations::pagerduty::Pager;
+use crate::metrics::Metrics;
+use crate::slack::api::SlackApi;
+use crate::slack::socket::{KeepAlive, SocketMode};
+use crate::store::Store;
+
+/// How long shutdown waits for in-flight steps before leaving the rest to the next start.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Pooled connections kept per host.
+const POOL_IDLE: usize = 16;
+
+/// Shared context.
+pub struct App {
+    pub settings: Settings,
+    pub store: Store,
+    pub slack: SlackApi,
+    pub pager: Option<Pager>,
+    pub notion: Option<Notion>,
+    pub metrics: Arc<Metrics>,
+    bot_user: OnceLock<String>,
+    incident_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    summary_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    background: Mutex<HashSet<(i64, String)>>,
+    inflight: AtomicUsize,
+    idle: Notify,
+    shutting_down: AtomicBool,
+}
+
+/// The HTTP client shared by every outbound service: pooled, with a connect timeout.
+pub fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(POOL_IDLE)
+        .tcp_nodelay(true)
+        .user_agent(concat!("incd/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")
+}
+
+impl App {
+    /// Build everything from settings; opens (and migrates) the store.
+    pub fn new(settings: Settings) -> Result<Arc<App>> {
+        let metrics = Arc::new(Metrics::new());
+        let http = http_client()?;
+        let store = Store::open(&settings.data_dir)?;
+        let slack = SlackApi::new(
+            http.clone(),
+            &settings.slack.api_url,
+            settings.slack.bot_token.clone(),
+            settings.slack.app_token.clone(),
+            metrics.clone(),
+        );
+        let pager = settings
+            .pagerduty
+            .clone()
+            .map(|p| Pager::new(http.clone(), p));
+        let notion = settings.notion.clone().map(|n| Notion::new(http.clone(), n));
+        Ok(Arc::new(App {
+            settings,
+            store,
+            slack,
+            pager,
+            notion,
+            metrics,
+            bot_user: OnceLock::new(),
+            incident_locks: Mutex::new(HashMap::new()),
+            summary_locks: Mutex::new(HashMap::new()),
+            background: Mutex::new(HashSet::new()),
+            inflight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            shutting_down: AtomicBool::new(false),
+        }))
+    }
+
+    /// The bot's own user id, once `auth.test` told us.
+    pub fn bot_user_id(&self) -> Option<&str> {
+        self.bot_user.get().map(String::as_str)
+    }
+
+    /// Serialises workflows of one incident (declare, then resolve).
+    pub async fn lock_incident(&self, id: i64) -> OwnedMutexGuard<()> {
+        lock_in(&self.incident_locks, id).await
+    }
+
+    /// Serialises renders of one incident's pinned summary.
+    pub async fn summary_lock(&self, id: i64) -> OwnedMutexGuard<()> {
+        lock_in(&self.summary_locks, id).await
+    }
+
+    /// Claim a background step so it runs once per process.
+    pub fn claim_background(&self, id: i64, step: &str) -> bool {
+        self.background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((id, step.to_string()))
+    }
+
+    pub fn release_background(&self, id: i64, step: &str) {
+        self.background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(id, step.to_string()));
+    }
+
+    /// Whether shutdown has begun (no new work is taken).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Spawn work that shutdown waits for (within [`SHUTDOWN_GRACE`]). A panic inside is logged.
+    pub fn spawn_tracked<F>(self: &Arc<Self>, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let inner = tokio::spawn(fut);
+            if let Err(e) = inner.await {
+                if e.is_panic() {
+                    me.metrics.handler_panic();
+                    tracing::error!("a workflow task panicked; its steps will resume on restart");
+                }
+            }
+            if me.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                me.idle.notify_waiters();
+            }
+        });
+    }
+
+    /// Start (or resume) the declare workflow of an incident.
+    pub fn spawn_declare(self: &Arc<Self>, id: i64) {
+        let app = self.clone();
+        let span = tracing::info_span!("declare", incident_id = id);
+        self.spawn_tracked(
+            async move {
+                if let Err(e) = crate::workflow::declare::run(app, id).await {
+                    tracing::error!(error = format!("{e:#}"), "declare workflow failed; it resumes on restart");
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Start (or resume) the resolve workflow of an incident.
+    pub fn spawn_resolve(self: &Arc<Self>, id: i64) {
+        let app = self.clone();
+        let span = tracing::info_span!("resolve", incident_id = id);
+        self.spawn_tracked(
+            async move {
+                if let Err(e) = crate::workflow::resolve::run(app, id).await {
+                    tracing::error!(error = format!("{e:#}"), "resolve workflow failed; it resumes on restart");
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Wait until no tracked work is running, or `limit` passes. True when idle.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.idle.notified();
+            if self.inflight.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.inflight.load(Ordering::SeqCst) == 0;
+            }
+        }
+    }
+}
+
+async fn lock_in(
+    map: &Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    id: i64,
+) -> OwnedMutexGuard<()> {
+    let m = map
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(id)
+        .or_default()
+        .clone();
+    m.lock_owned().await
+}
+
+/// Run incd until `shutdown` fires: check the bot token, resume unfinished work, serve Socket
+/// Mode (and the optional health listener), then drain.
+pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    tracing::info!(
+        connections = settings.slack.connections,
+        broadcast_channels = settings.slack.broadcast_channels.len(),
+        integrations = %settings.integrations_summary(),
+        data_dir = %settings.data_dir.display(),
+        "starting incd"
+    );
+    let app = App::new(settings)?;
+
+    // Who are we? Validates the bot token early; failing here is not fatal (Slack may be down),
+    // the socket keeps retrying and the id is only used to filter ourselves from invites.
+    match app.slack.auth_test().await {
+        Ok((body, _)) => {
+            if let Some(u) = body["user_id"].as_str() {
+                let _ = app.bot_user.set(u.to_string());
+            }
+            tracing::info!(team = body["team"].as_str().unwrap_or(""), bot = body["user"].as_str().unwrap_or(""), "bot token accepted");
+        }
+        Err(e) if e.code().is_some() => {
+            anyhow::bail!("Slack refused SLACK_BOT_TOKEN ({e}); check the Bot User OAuth Token (xoxb-) of the app, or run `incd doctor`")
+        }
+        Err(e) => tracing::warn!(error = %e, "could not reach Slack to check the bot token; continuing"),
+    }
+
+    let resumed = crate::workflow::resume_all(&app)?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resumed unfinished incidents");
+    }
+
+    let (sock_tx, sock_rx) = watch::channel(false);
+    let router = Arc::new(crate::router::Router::new(app.clone()));
+    let socket = Arc::new(SocketMode::new(
+        Arc::new(SlackApi::new(
+            http_client()?,
+            &app.settings.slack.api_url,
+            app.settings.slack.bot_token.clone(),
+            app.settings.slack.app_token.clone(),
+            app.metrics.clone(),
+        )),
+        router,
+        app.metrics.clone(),
+        app.settings.slack.connections,
+        keepalive_from_env(),
+    ));
+    let socket_task = tokio::spawn(socket.run(sock_rx));
+
+    let http_task = match app.settings.http_addr {
+        Some(addr) => Some(tokio::spawn(crate::http::serve(
+            app.clone(),
+            addr,
+            shutdown.clone(),
+        ))),
+        None => None,
+    };
+
+    let _ = shutdown.wait_for(|s| *s).await;
+    tracing::info!("shutting down: no new work is taken; finishing steps in flight");
+    app.shutting_down.store(true, Ordering::SeqCst);
+    let _ = sock_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(3), socket_task).await;
+    if !app.wait_idle(SHUTDOWN_GRACE).await {
+        tracing::warn!("some steps were still running; they resume on the next start");
+    }
+    if let Some(t) = http_task {
+        t.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Keep-alive timings, shortened by `INCD_SOCKET_PING_MS` / `INCD_SOCKET_SILENCE_MS` (tests).
+fn keepalive_from_env() -> KeepAlive {
+    let ms = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| *v > 0)
+            .map(Duration::from_millis)
+    };
+    let d = KeepAlive::default();
+    KeepAlive {
+        ping_interval: ms("INCD_SOCKET_PING_MS").unwrap_or(d.ping_interval),
+        silence_limit: ms("INCD_SOCKET_SILENCE_MS").unwrap_or(d.silence_limit),
+    }
+}

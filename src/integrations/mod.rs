@@ -1,0 +1,224 @@
+//! Narrow clients for the services beside Slack: PagerDuty ([`pagerduty`]) and Notion ([`notion`]).
+//!
+//! They are shaped by the domain (page the on-call for this incident, create its post-mortem), take
+//! an [`IncidentFacts`] snapshot, and make exactly one attempt per call with a timeout. Retrying,
+//! backoff and telling the channel belong to the workflow runner, which uses
+//! [`IntegrationError::retry_after`] and [`IntegrationError::is_retryable`] to decide.
+
+pub mod notion;
+pub mod pagerduty;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// Timeout for one call to PagerDuty or Notion. Generous enough for a slow service, short enough
+/// that a hung one is noticed and retried.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the integrations need to know about an incident, detached from storage and Slack types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentFacts {
+    /// `YYYYMMDD-adjective-animal`; also the PagerDuty dedup key / incident key.
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    /// Configured severity id, e.g. `sev1`.
+    pub severity_id: String,
+    /// Label shown to people, e.g. `SEV1`.
+    pub severity_label: String,
+    /// PagerDuty Events v2 severity for this level: critical, error, warning or info.
+    pub pagerduty_severity: String,
+    pub resolved: bool,
+    /// Slack user ids.
+    pub reporter: String,
+    pub commander: Option<String>,
+    /// Incident channel id (`C…`) and name (`incd-…`).
+    pub channel_id: String,
+    pub channel_name: String,
+    /// `https://slack.com/app_redirect?channel=<id>`.
+    pub channel_url: String,
+    pub declared_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub resolution_summary: Option<String>,
+    /// Timeline entries incd knows, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+    /// Links to the other integration when known (PagerDuty links to Notion and back).
+    pub notion_url: Option<String>,
+    pub pagerduty_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub text: String,
+}
+
+impl IncidentFacts {
+    /// Whole minutes from declaration to resolution (or now).
+    pub fn duration(&self) -> chrono::Duration {
+        self.resolved_at.unwrap_or_else(Utc::now) - self.declared_at
+    }
+}
+
+/// Why one call to an integration failed, classified for the retry loop.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IntegrationError {
+    /// 429: wait at least `retry_after` (when the service said) before the next call.
+    #[error("{service} is rate limiting us (HTTP 429)")]
+    RateLimited {
+        service: &'static str,
+        retry_after: Option<Duration>,
+    },
+    /// Timeout, connection failure, 5xx: worth retrying with backoff.
+    #[error("{service} is unavailable: {detail}")]
+    Unavailable {
+        service: &'static str,
+        detail: String,
+    },
+    /// A refusal retrying cannot fix (bad key, bad request, not shared with the integration).
+    #[error("{service} refused the request: {detail}")]
+    Refused {
+        service: &'static str,
+        /// HTTP status, when there was a response.
+        status: Option<u16>,
+        detail: String,
+    },
+}
+
+impl IntegrationError {
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            IntegrationError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, IntegrationError::Refused { .. })
+    }
+
+    /// One line a person in the incident channel can act on.
+    pub fn human(&self) -> String {
+        match self {
+            IntegrationError::RateLimited { service, .. } => {
+                format!("{service} is rate limiting incd")
+            }
+            IntegrationError::Unavailable { service, detail } => {
+                format!("{service} did not answer ({detail})")
+            }
+            IntegrationError::Refused {
+                service,
+                status,
+                detail,
+            } => match status {
+                Some(s) => format!("{service} refused the request (HTTP {s}: {detail})"),
+                None => format!("{service} refused the request ({detail})"),
+            },
+        }
+    }
+}
+
+/// Parse a `Retry-After` header: integer or decimal seconds, or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+        return None;
+    }
+    let when = DateTime::parse_from_rfc2822(v).ok()?;
+    let delta = when.with_timezone(&Utc) - Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Classify a transport-level reqwest failure.
+pub(crate) fn transport_error(service: &'static str, err: &reqwest::Error) -> IntegrationError {
+    let detail = if err.is_timeout() {
+        "timed out".to_string()
+    } else if err.is_connect() {
+        "connection failed".to_string()
+    } else {
+        "network error".to_string()
+    };
+    IntegrationError::Unavailable { service, detail }
+}
+
+/// Classify a non-success HTTP status, given the `Retry-After` header and a short detail.
+pub(crate) fn status_error(
+    service: &'static str,
+    status: u16,
+    retry_after: Option<&str>,
+    detail: String,
+) -> IntegrationError {
+    match status {
+        429 => IntegrationError::RateLimited {
+            service,
+            retry_after: retry_after.and_then(parse_retry_after),
+        },
+        500..=599 => IntegrationError::Unavailable {
+            service,
+            detail: format!("HTTP {status}"),
+        },
+        _ => IntegrationError::Refused {
+            service,
+            status: Some(status),
+            detail,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_decimals() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after(" 1.5 "), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn only_refusals_are_final() {
+        let r = status_error("PagerDuty", 400, None, "bad".into());
+        assert!(!r.is_retryable());
+        assert!(status_error("Notion", 503, None, String::new()).is_retryable());
+        let rl = status_error("Notion", 429, Some("3"), String::new());
+        assert_eq!(rl.retry_after(), Some(Duration::from_secs(3)));
+    }
+}
+
+/// One line of `incd doctor`'s checklist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked, e.g. "Notion database reachable".
+    pub name: String,
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// Plain-language fix when `ok` is false.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Check {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    pub fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! incd: a self-hosted Slack incident manager.
+//!
+//! Module map (data flows top to bottom: socket -> envelope -> ack -> router -> workflow ->
+//! Slack / PagerDuty / Notion -> results stored):
+//! - [`config`]: settings from defaults, the TOML file and the environment; secrets masked.
+//! - [`app`]: composition root and the shared context handed to handlers and workflows.
+//! - [`slack`]: Socket Mode transport, Web API client, every message and modal, the manifest.
+//! - [`router`]: envelope -> ack payload; spawns modals and workflows.
+//! - [`workflow`]: declare and resolve as durable, resumable steps.
+//! - [`incident`]: the domain (no I/O): incidents, names, severities, status, text safety.
+//! - [`integrations`]: narrow PagerDuty and Notion clients shaped by the domain.
+//! - [`store`]: the embedded database; all SQL lives there.
+//! - [`doctor`]: `incd doctor`, the configuration checklist against the real services.
+//! - [`http`]: optional `/healthz` and `/metrics` listener.
+//! - [`metrics`]: counters and histograms in Prometheus text.
+pub mod app;
+pub mod config;
+pub mod doctor;
+pub mod http;
+pub mod incident;
+pub mod integrations;
+pub mod metrics;
+pub mod router;
+pub mod slack;
+pub mod store;
+pub mod workflow;

@@ -1,0 +1,437 @@
+//! The declare workflow: channel, then everything in and about it at once.
+//!
+//! Critical path: `conversations.create` -> `chat.postMessage` (summary) -> `pins.add`. Invites,
+//! topic, announcements and the reply to the reporter run beside it; paging and the post-mortem
+//! start as soon as the channel exists and run in the background with their own retries, so a
+//! broken integration never holds the Slack side back.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::incident::naming::draw_name;
+use crate::incident::{Incident, Status};
+use crate::slack::api::SlackError;
+use crate::slack::messages;
+use crate::store::StepState;
+use crate::workflow::{integrations, post_step, slack_step};
+
+/// How many names to try when Slack says `name_taken` for names we never used.
+pub const NAME_ATTEMPTS: usize = 5;
+/// Draws per name attempt when checking the store for collisions.
+const DRAWS_PER_NAME: usize = 50;
+
+/// Run (or resume) the declare workflow of incident `id`.
+pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
+    let app: &App = &app_arc;
+    let _guard = app.lock_incident(id).await;
+    let mut inc = app
+        .store
+        .incident(id)?
+        .context("incident disappeared from the store")?;
+    if inc.status == Status::Failed {
+        return Ok(());
+    }
+    if inc.channel_id.is_none() {
+        match create_channel(&app, &mut inc).await {
+            Ok(()) => {}
+            Err(reason) => {
+                tracing::error!(incident = %inc.name, %reason, "could not create the incident channel");
+                app.store.set_status(id, Status::Failed)?;
+                tell_reporter(&app, &inc, &messages::declare_failed_reply(&inc.title, &reason)).await;
+                return Ok(());
+            }
+        }
+    }
+    let channel = inc.channel_id.clone().unwrap_or_default();
+
+    // The integrations need only the channel; start them now.
+    integrations::start_declare(&app_arc, &inc);
+
+    let summary = async {
+        let level = app.settings.incidents.severity(&inc.severity);
+        let ts = if let Some(ts) = inc.summary_ts.clone() {
+            Some(ts)
+        } else {
+            let _lock = app.summary_lock(id).await;
+            let current = app.store.incident(id).ok().flatten().unwrap_or_else(|| inc.clone());
+            let ts = post_step(
+                &app,
+                &current,
+                "summary",
+                &channel,
+                || {
+                    let (t, b) = messages::summary(
+                        &current,
+                        level,
+                        app.settings.incidents.timezone,
+                        app.pager.is_some(),
+                        app.notion.is_some(),
+                    );
+                    (t, Some(b))
+                },
+                None,
+            )
+            .await;
+            if let Some(ts) = &ts {
+                let _ = app.store.set_field(id, crate::store::Field::SummaryTs, ts);
+                // Links may have arrived while the summary was being posted.
+                let latest = app.store.incident(id).ok().flatten();
+                if let Some(latest) = latest {
+                    if latest.pagerduty_url != current.pagerduty_url
+                        || latest.notion_url != current.notion_url
+                        || latest.pagerduty_key != current.pagerduty_key
+                    {
+                        drop(_lock);
+                        refresh_summary(&app, id).await;
+                    }
+                }
+            }
+            ts
+        };
+        if let Some(ts) = ts {
+            slack_step(&app, id, "pin", |_| {
+                let args = json!({"channel": channel, "timestamp": ts});
+                async move {
+                    match app.slack.call("pins.add", args).await {
+                        Err(e) if e.is_code("already_pinned") => Ok(()),
+                        r => r.map(|_| ()),
+                    }
+                }
+            })
+            .await;
+        }
+    };
+
+    let announce = async {
+        let futs = app
+            .settings
+            .slack
+            .broadcast_channels
+            .iter()
+            .map(|bc| announce_in(&app, &inc, bc));
+        futures_util::future::join_all(futs).await;
+    };
+
+    tokio::join!(
+        invite(&app, &inc, &channel),
+        set_topic(&app, &inc, &channel),
+        summary,
+        announce,
+        reply_to_reporter(&app, &inc),
+    );
+
+    app.store.mark_declared(id)?;
+    tracing::info!(incident = %inc.name, channel = %channel, "incident declared");
+    Ok(())
+}
+
+/// Create `incd-<name>`; on `name_taken` adopt our own channel (a previous attempt created it) or
+/// draw another name. Records the channel id. `Err` carries a reason for the reporter.
+async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
+    let mut maybe_created = app
+        .store
+        .step(inc.id, "create_channel")
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.state != StepState::Done);
+    let mut names_tried = 0;
+    let mut transport_failures = 0;
+    loop {
+        let name = inc.name.channel_name();
+        let _ = app
+            .store
+            .set_step(inc.id, "create_channel", StepState::Started, None);
+        let result = app
+            .slack
+            .call("conversations.create", json!({"name": name, "is_private": false}))
+            .await;
+        match result {
+            Ok(resp) => {
+                let Some(id) = resp["channel"]["id"].as_str() else {
+                    return Err("Slack returned no channel id".into());
+                };
+                return record_channel(app, inc, id);
+            }
+            Err(e) if e.is_code("name_taken") => {
+                if maybe_created {
+                    match find_own_channel(app, &name).await {
+                        Ok(Some(id)) => {
+                            tracing::info!(incident = %inc.name, channel = %id, "channel was created by an earlier attempt; adopting it");
+                            return record_channel(app, inc, &id);
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Err(e.human()),
+                    }
+                }
+                names_tried += 1;
+                if names_tried >= NAME_ATTEMPTS {
+                    let _ = app.store.set_step(inc.id, "create_channel", StepState::GaveUp, Some("name_taken"));
+                    return Err(format!("Slack said every name incd tried was taken ({names_tried} names)"));
+                }
+                let new_name = new_name(app, inc).ok_or("no unused name left for today")?;
+                tracing::warn!(old = %inc.name, new = %new_name, "channel name taken in Slack; drawing another");
+                inc.name = new_name;
+                maybe_created = false;
+            }
+            Err(e @ SlackError::Transport { .. }) => {
+                transport_failures += 1;
+                maybe_created = true;
+                let _ = app.store.set_step(inc.id, "create_channel", StepState::Failed, Some(&e.to_string()));
+                if transport_failures >= super::SLACK_STEP_ATTEMPTS {
+                    return Err(e.human());
+                }
+                tokio::time::sleep(crate::slack::api::jitter(
+                    super::SLACK_STEP_BACKOFF * 2u32.pow(transport_failures - 1),
+                ))
+                .await;
+            }
+            Err(e) => {
+                let _ = app.store.set_step(inc.id, "create_channel", StepState::GaveUp, Some(&e.to_string()));
+                return Err(e.human());
+            }
+        }
+    }
+}
+
+fn record_channel(app: &App, inc: &mut Incident, id: &str) -> Result<(), String> {
+    app.store
+        .set_field(inc.id, crate::store::Field::ChannelId, id)
+        .map_err(|e| format!("store error: {e}"))?;
+    let _ = app
+        .store
+        .set_step(inc.id, "create_channel", StepState::Done, None);
+    app.metrics.step("create_channel", "done");
+    inc.channel_id = Some(id.to_string());
+    Ok(())
+}
+
+/// Draw an unused name for the incident's declaration date and record it.
+fn new_name(app: &App, inc: &Incident) -> Option<crate::incident::IncidentName> {
+    let s = &app.settings.incidents;
+    let date = inc.declared_at.with_timezone(&s.timezone).date_naive();
+    for _ in 0..DRAWS_PER_NAME {
+        let name = draw_name(date, &s.adjectives, &s.animals, &mut rand::rng(), DRAWS_PER_NAME, |n| {
+            app.store.name_used(n).unwrap_or(true)
+        })?;
+        if app.store.rename_incident(inc.id, &name).unwrap_or(false) {
+            return Some(name);
+        }
+    }
+    None
+}
+
+/// Find a channel named `name` that the bot created (it is a member of every channel it made).
+async fn find_own_channel(app: &App, name: &str) -> Result<Option<String>, SlackError> {
+    let mut cursor = String::new();
+    for _ in 0..50 {
+        let mut args: Vec<(&str, &str)> = vec![
+            ("types", "public_channel"),
+            ("exclude_archived", "false"),
+            ("limit", "200"),
+        ];
+        if !cursor.is_empty() {
+            args.push(("cursor", &cursor));
+        }
+        let resp = app.slack.call_form("users.conversations", &args).await?;
+        let bot = app.bot_user_id();
+        let found = resp["channels"].as_array().into_iter().flatten().find(|c| {
+            c["name"] == name
+                && (bot.is_none() || c.get("creator").is_none() || c["creator"].as_str() == bot)
+        });
+        if let Some(c) = found {
+            return Ok(c["id"].as_str().map(String::from));
+        }
+        match resp["response_metadata"]["next_cursor"].as_str() {
+            Some(c) if !c.is_empty() => cursor = c.to_string(),
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+async fn invite(app: &App, inc: &Incident, channel: &str) {
+    let bot = app.bot_user_id();
+    let mut users: Vec<String> = Vec::new();
+    for u in std::iter::once(&inc.reporter)
+        .chain(inc.commander.iter())
+        .chain(app.settings.slack.invite_users.iter())
+    {
+        if Some(u.as_str()) != bot && !users.contains(u) {
+            users.push(u.clone());
+        }
+    }
+    if users.is_empty() {
+        return;
+    }
+    slack_step(app, inc.id, "invite", |_| {
+        let users = users.clone();
+        async move { invite_users(app, channel, &users).await }
+    })
+    .await;
+}
+
+/// Invite everyone; when Slack refuses the batch because of some users, invite the others one by
+/// one so a single bad id never keeps the responders out.
+async fn invite_users(app: &App, channel: &str, users: &[String]) -> Result<(), SlackError> {
+    let benign = |e: &SlackError| e.is_code("already_in_channel") || e.is_code("cant_invite_self");
+    match app
+        .slack
+        .call("conversations.invite", json!({"channel": channel, "users": users.join(",")}))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if benign(&e) && users.len() == 1 => Ok(()),
+        Err(e @ SlackError::Api { .. }) if users.len() > 1 => {
+            tracing::warn!(error = %e, "batch invite refused; inviting one by one");
+            for u in users {
+                match app
+                    .slack
+                    .call("conversations.invite", json!({"channel": channel, "users": u}))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if benign(&e) => {}
+                    Err(e @ SlackError::Transport { .. }) => return Err(e),
+                    Err(e) => tracing::warn!(user = %u, error = %e, "could not invite user"),
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn set_topic(app: &App, inc: &Incident, channel: &str) {
+    let level = app.settings.incidents.severity(&inc.severity);
+    let topic = messages::topic(inc, level, false);
+    slack_step(app, inc.id, "topic", |_| {
+        let args = json!({"channel": channel, "topic": topic});
+        async move { app.slack.call("conversations.setTopic", args).await.map(|_| ()) }
+    })
+    .await;
+}
+
+async fn announce_in(app: &App, inc: &Incident, broadcast: &str) {
+    let step = format!("announce:{broadcast}");
+    let level = app.settings.incidents.severity(&inc.severity);
+    let tz = app.settings.incidents.timezone;
+    let render = || {
+        let (t, b) = messages::announcement(inc, level, tz);
+        (t, Some(b))
+    };
+    let mut ts = post_step(app, inc, &step, broadcast, render, None).await;
+    if ts.is_none() && step_failed_with(app, inc.id, &step, "not_in_channel") {
+        // A public channel the bot has not joined yet: join and try once more.
+        match app
+            .slack
+            .call("conversations.join", json!({"channel": broadcast}))
+            .await
+        {
+            Ok(_) => {
+                let _ = app.store.reset_step(inc.id, &step);
+                ts = post_step(app, inc, &step, broadcast, render, None).await;
+            }
+            Err(e) => {
+                tracing::error!(channel = broadcast, error = %e, "cannot post the announcement: invite the incd bot to this broadcast channel")
+            }
+        }
+    }
+    if let Some(ts) = ts {
+        let _ = app.store.add_announcement(inc.id, broadcast, &ts);
+    }
+}
+
+fn step_failed_with(app: &App, id: i64, step: &str, code: &str) -> bool {
+    app.store
+        .step(id, step)
+        .ok()
+        .flatten()
+        .and_then(|s| s.detail)
+        .is_some_and(|d| d.ends_with(code))
+}
+
+/// Tell the reporter where the incident lives: ephemeral where they typed the command, else a DM.
+async fn reply_to_reporter(app: &App, inc: &Incident) {
+    let current = app.store.incident(inc.id).ok().flatten();
+    let text = messages::declared_reply(current.as_ref().unwrap_or(inc));
+    slack_step(app, inc.id, "reply", |_| {
+        let text = text.clone();
+        async move {
+            send_to_reporter(app, inc, &text).await;
+            Ok(())
+        }
+    })
+    .await;
+}
+
+async fn tell_reporter(app: &App, inc: &Incident, text: &str) {
+    send_to_reporter(app, inc, text).await;
+}
+
+async fn send_to_reporter(app: &App, inc: &Incident, text: &str) {
+    if let Some(origin) = &inc.origin_channel {
+        let r = app
+            .slack
+            .call(
+                "chat.postEphemeral",
+                json!({"channel": origin, "user": inc.reporter, "text": text}),
+            )
+            .await;
+        match r {
+            Ok(_) => return,
+            Err(e) => tracing::info!(error = %e, "ephemeral reply not possible; sending a DM"),
+        }
+    }
+    if let Err(e) = app
+        .slack
+        .call(
+            "chat.postMessage",
+            json!({"channel": inc.reporter, "text": text, "unfurl_links": false}),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "could not reach the reporter");
+    }
+}
+
+/// Re-render the pinned summary from the store (after links arrive or on resolve).
+pub async fn refresh_summary(app: &App, id: i64) {
+    let _lock = app.summary_lock(id).await;
+    let Ok(Some(inc)) = app.store.incident(id) else {
+        return;
+    };
+    let (Some(channel), Some(ts)) = (inc.channel_id.clone(), inc.summary_ts.clone()) else {
+        return; // not posted yet: the poster renders the latest state
+    };
+    let level = app.settings.incidents.severity(&inc.severity);
+    let (text, blocks) = messages::summary(
+        &inc,
+        level,
+        app.settings.incidents.timezone,
+        app.pager.is_some(),
+        app.notion.is_some(),
+    );
+    let args = json!({"channel": channel, "ts": ts, "text": text, "blocks": blocks});
+    if let Err(e) = update_with_retry(app, args).await {
+        tracing::warn!(incident = %inc.name, error = %e, "could not update the pinned summary");
+    }
+}
+
+/// `chat.update` with a few retries on transport failures (an update is idempotent).
+pub(crate) async fn update_with_retry(app: &App, args: Value) -> Result<(), SlackError> {
+    let mut n = 0;
+    loop {
+        match app.slack.call("chat.update", args.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(e @ SlackError::Transport { .. }) if n + 1 < super::SLACK_STEP_ATTEMPTS => {
+                n += 1;
+                tracing::warn!(error = %e, "chat.update failed; retrying");
+                tokio::time::sleep(crate::slack::api::jitter(super::SLACK_STEP_BACKOFF * 2u32.pow(n))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Declare and resolve as durable workflows, and the runner that executes and resumes them.
+//!
+//! The intent is recorded in the store before the envelope is acknowledged; each step records
+//! its state (`started` before the call, `done` with its result after). A step that was started
+//! but never finished (the process died mid-call) is re-run in a way that cannot duplicate its
+//! effect: a channel Slack already created is found again and adopted, a message already posted
+//! is found by its metadata marker. Independent steps run concurrently; only real dependencies
+//! (the channel before anything in it, the summary before its pin) are awaited.
+//!
+//! On start, [`resume_all`] picks up every unfinished workflow.
+
+pub mod declare;
+pub mod integrations;
+pub mod resolve;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::incident::{Incident, Status};
+use crate::slack::api::{jitter, SlackError};
+use crate::store::StepState;
+
+/// Attempts for a Slack step whose call failed without a usable answer (timeout, 5xx).
+pub const SLACK_STEP_ATTEMPTS: u32 = 5;
+/// First backoff between those attempts; doubles each time.
+pub const SLACK_STEP_BACKOFF: Duration = Duration::from_millis(500);
+/// `event_type` of the metadata incd attaches to its messages, to find them again.
+pub const MESSAGE_MARKER: &str = "incd_step";
+
+/// Run a Slack step once to completion, recording its state. Returns `None` when the step was
+/// already done earlier or failed for good (logged and recorded; the workflow goes on).
+///
+/// `attempt` receives `maybe_applied`: true when an earlier attempt's outcome is unknown, so the
+/// step must first look for its own effect before acting again.
+pub(crate) async fn slack_step<T, F, Fut>(
+    app: &App,
+    incident_id: i64,
+    step: &str,
+    mut attempt: F,
+) -> Option<T>
+where
+    F: FnMut(bool) -> Fut,
+    Fut: Future<Output = Result<T, SlackError>>,
+{
+    let prior = match app.store.step(incident_id, step) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(incident_id, step, error = %e, "store unavailable");
+            return None;
+        }
+    };
+    if prior.as_ref().is_some_and(|p| p.state == StepState::Done) {
+        return None;
+    }
+    let mut maybe_applied = prior.as_ref().is_some_and(|p| p.state == StepState::Started);
+    for n in 0..SLACK_STEP_ATTEMPTS {
+        let _ = app
+            .store
+            .set_step(incident_id, step, StepState::Started, None);
+        match attempt(maybe_applied).await {
+            Ok(v) => {
+                let _ = app.store.set_step(incident_id, step, StepState::Done, None);
+                app.metrics.step(step, "done");
+                return Some(v);
+            }
+            Err(e @ SlackError::Transport { .. }) if n + 1 < SLACK_STEP_ATTEMPTS => {
+                maybe_applied = true;
+                app.metrics.step(step, "retry");
+                let _ = app
+                    .store
+                    .set_step(incident_id, step, StepState::Failed, Some(&e.to_string()));
+                tracing::warn!(incident_id, step, error = %e, "step failed; retrying");
+                tokio::time::sleep(jitter(SLACK_STEP_BACKOFF * 2u32.pow(n))).await;
+            }
+            Err(e) => {
+                app.metrics.step(step, "failed");
+                let _ = app
+                    .store
+                    .set_step(incident_id, step, StepState::GaveUp, Some(&e.to_string()));
+                tracing::error!(incident_id, step, error = %e, "step failed");
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// What a message step posts.
+pub(crate) struct Post<'a> {
+    pub channel: &'a str,
+    pub text: String,
+    pub blocks: Option<Value>,
+    pub thread_ts: Option<&'a str>,
+}
+
+/// Post a message exactly once for `(incident, step)`: after an unknown outcome, look for the
+/// message by its metadata marker before posting again. Returns its `ts`.
+pub(crate) async fn post_once(
+    app: &App,
+    incident: &Incident,
+    step: &str,
+    post: Post<'_>,
+) -> Result<String, SlackError> {
+    let mut args = json!({
+        "channel": post.channel,
+        "text": post.text,
+        "unfurl_links": false,
+        "unfurl_media": false,
+        "metadata": {
+            "event_type": MESSAGE_MARKER,
+            "event_payload": {"incident": incident.name.as_str(), "step": step}
+        }
+    });
+    if let Some(b) = post.blocks {
+        args["blocks"] = b;
+    }
+    if let Some(t) = post.thread_ts {
+        args["thread_ts"] = json!(t);
+    }
+    let resp = app.slack.call("chat.postMessage", args).await?;
+    Ok(resp
+        .get("ts")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Find a message incd posted for `(incident, step)` in `channel` since `since`.
+pub(crate) async fn find_own_message(
+    app: &App,
+    incident: &Incident,
+    step: &str,
+    channel: &str,
+    since: DateTime<Utc>,
+) -> Result<Option<String>, SlackError> {
+    let oldest = format!("{}.000000", (since.timestamp() - 60).max(0));
+    let resp = app
+        .slack
+        .call_form(
+            "conversations.history",
+            &[
+                ("channel", channel),
+                ("oldest", &oldest),
+                ("limit", "200"),
+                ("include_all_metadata", "true"),
+            ],
+        )
+        .await?;
+    let found = resp
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|m| {
+            let md = &m["metadata"];
+            md["event_type"] == MESSAGE_MARKER
+                && md["event_payload"]["incident"] == incident.name.as_str()
+                && md["event_payload"]["step"] == step
+        })
+        .and_then(|m| m.get("ts").and_then(Value::as_str))
+        .map(String::from);
+    Ok(found)
+}
+
+/// Post once, looking for an earlier copy first when the outcome of a previous attempt is
+/// unknown. Wraps [`slack_step`].
+pub(crate) async fn post_step(
+    app: &App,
+    incident: &Incident,
+    step: &str,
+    channel: &str,
+    render: impl Fn() -> (String, Option<Value>),
+    thread_ts: Option<&str>,
+) -> Option<String> {
+    let first_at = app
+        .store
+        .step(incident.id, step)
+        .ok()
+        .flatten()
+        .map(|s| s.first_at)
+        .unwrap_or_else(Utc::now);
+    slack_step(app, incident.id, step, |maybe_applied| {
+        let (text, blocks) = render();
+        async move {
+            if maybe_applied && thread_ts.is_none() {
+                if let Some(ts) = find_own_message(app, incident, step, channel, first_at).await? {
+                    tracing::info!(incident = %incident.name, step, "message was already posted; adopting it");
+                    return Ok(ts);
+                }
+            }
+            post_once(
+                app,
+                incident,
+                step,
+                Post {
+                    channel,
+                    text,
+                    blocks,
+                    thread_ts,
+                },
+            )
+            .await
+        }
+    })
+    .await
+}
+
+/// Resume every unfinished workflow (on start).
+pub fn resume_all(app: &Arc<App>) -> Result<usize> {
+    let unfinished = app.store.unfinished()?;
+    let n = unfinished.len();
+    for inc in unfinished {
+        tracing::info!(incident = %inc.name, status = inc.status.as_str(), "resuming unfinished work");
+        match inc.status {
+            Status::Declaring => app.spawn_declare(inc.id),
+            Status::Resolving => app.spawn_resolve(inc.id),
+            Status::Open | Status::Resolved => integrations::resume(app, &inc),
+            Status::Failed => {}
+        }
+    }
+    Ok(n)
+}
