@@ -229,6 +229,9 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
         Err(e) => tracing::warn!(error = %e, "could not reach Slack to check the bot token; continuing"),
     }
 
+    let a = app.clone();
+    app.spawn_tracked(async move { ensure_broadcast_membership(&a).await });
+
     let resumed = crate::workflow::resume_all(&app)?;
     if resumed > 0 {
         tracing::info!(resumed, "resumed unfinished incidents");
@@ -273,6 +276,40 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Join every public broadcast channel the bot is not a member of yet, so announcements never hit
+/// `not_in_channel`. Private channels need a person to `/invite` the bot; that is logged.
+async fn ensure_broadcast_membership(app: &App) {
+    for channel in &app.settings.slack.broadcast_channels {
+        let info = match app
+            .slack
+            .call_form("conversations.info", &[("channel", channel)])
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(channel = %channel, error = %e, "broadcast channel not usable: check the ID and invite the bot (`incd doctor` tells more)");
+                continue;
+            }
+        };
+        let ch = &info["channel"];
+        if ch["is_member"].as_bool() == Some(true) {
+            continue;
+        }
+        if ch["is_private"].as_bool() == Some(true) || ch["is_archived"].as_bool() == Some(true) {
+            tracing::error!(channel = %channel, "incd is not a member of this private or archived broadcast channel: invite the bot with /invite @incd");
+            continue;
+        }
+        match app
+            .slack
+            .call("conversations.join", serde_json::json!({"channel": channel}))
+            .await
+        {
+            Ok(_) => tracing::info!(channel = %channel, "joined broadcast channel"),
+            Err(e) => tracing::error!(channel = %channel, error = %e, "could not join broadcast channel: invite the bot with /invite @incd"),
+        }
+    }
 }
 
 /// Keep-alive timings, shortened by `INCD_SOCKET_PING_MS` / `INCD_SOCKET_SILENCE_MS` (tests).

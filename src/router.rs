@@ -82,20 +82,21 @@ fn on_command(app: &Arc<App>, p: &Value) -> Option<Value> {
     let user = s(p, &["user_id"]).unwrap_or_default().to_string();
     let channel = s(p, &["channel_id"]).unwrap_or_default().to_string();
     let trigger = s(p, &["trigger_id"]).unwrap_or_default().to_string();
+    let response_url = s(p, &["response_url"]).unwrap_or_default().to_string();
     tracing::info!(command, user = %user, channel = %channel, "slash command");
     if app.is_shutting_down() {
         return Some(json!({"response_type": "ephemeral", "text": "incd is restarting; please run the command again in a few seconds."}));
     }
     match command {
         DECLARE_COMMAND => {
-            let meta = json!({"c": channel}).to_string();
+            let meta = json!({"c": channel, "r": response_url}).to_string();
             let view = messages::declare_modal(
                 &text,
                 &app.settings.incidents.severities,
                 &app.settings.incidents.default_severity,
                 &meta,
             );
-            open_modal(app, trigger, view, channel, user);
+            open_modal(app, trigger, view, response_url);
             None
         }
         RESOLVE_COMMAND => {
@@ -114,7 +115,7 @@ fn on_command(app: &Arc<App>, p: &Value) -> Option<Value> {
                 Some(inc) => {
                     let meta = json!({"i": inc.id}).to_string();
                     let view = messages::resolve_modal(&inc, &text, &meta);
-                    open_modal(app, trigger, view, channel, user);
+                    open_modal(app, trigger, view, response_url);
                     None
                 }
             }
@@ -125,7 +126,7 @@ fn on_command(app: &Arc<App>, p: &Value) -> Option<Value> {
 
 /// `views.open` right away (the trigger expires 3 s after the command); on failure tell the
 /// person ephemerally.
-fn open_modal(app: &Arc<App>, trigger: String, view: Value, channel: String, user: String) {
+fn open_modal(app: &Arc<App>, trigger: String, view: Value, response_url: String) {
     let a = app.clone();
     app.spawn_tracked(async move {
         let r = a
@@ -138,13 +139,9 @@ fn open_modal(app: &Arc<App>, trigger: String, view: Value, channel: String, use
                 Some("expired_trigger_id") => "Slack's 3-second window passed".to_string(),
                 _ => e.human(),
             };
-            let _ = a
-                .slack
-                .call(
-                    "chat.postEphemeral",
-                    json!({"channel": channel, "user": user, "text": messages::modal_failed(&reason)}),
-                )
-                .await;
+            if let Err(e) = a.slack.respond(&response_url, &messages::modal_failed(&reason)).await {
+                tracing::warn!(error = %e, "could not tell the person either");
+            }
         }
     });
 }
@@ -198,6 +195,7 @@ fn on_declare_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
         .and_then(|m| serde_json::from_str(m).ok())
         .unwrap_or(Value::Null);
     let origin = meta["c"].as_str().filter(|c| !c.is_empty()).map(String::from);
+    let response_url = meta["r"].as_str().filter(|c| !c.is_empty()).map(String::from);
     let now = Utc::now();
     let date = now.with_timezone(&settings.timezone).date_naive();
     for _ in 0..5 {
@@ -220,6 +218,7 @@ fn on_declare_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
             reporter: &reporter,
             commander: decl.commander.as_deref(),
             origin_channel: origin.as_deref(),
+            response_url: response_url.as_deref(),
             declared_at: now,
         });
         match rec {

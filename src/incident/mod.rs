@@ -139,6 +139,8 @@ pub struct Incident {
     pub commander: Option<String>,
     /// Channel where `/incident` was typed, for the reply to the reporter.
     pub origin_channel: Option<String>,
+    /// The declaring command's `response_url` (ephemeral replies to the reporter).
+    pub response_url: Option<String>,
     pub declared_at: DateTime<Utc>,
     /// Set once Slack created the channel.
     pub channel_id: Option<String>,

@@ -169,6 +169,39 @@ impl SlackApi {
             })
     }
 
+    /// Post an ephemeral reply to a slash command's `response_url` (valid 30 minutes, 5 uses;
+    /// needs no token or scope, and works in channels the bot is not a member of).
+    pub async fn respond(&self, response_url: &str, text: &str) -> Result<(), SlackError> {
+        let method = "response_url";
+        if !(response_url.starts_with("https://") || response_url.starts_with("http://")) {
+            return Err(SlackError::Transport {
+                method: method.into(),
+                detail: "not an http(s) URL".into(),
+            });
+        }
+        let t0 = std::time::Instant::now();
+        let r = self
+            .http
+            .post(response_url)
+            .timeout(CALL_TIMEOUT)
+            .json(&serde_json::json!({"response_type": "ephemeral", "text": text, "replace_original": false}))
+            .send()
+            .await;
+        let ok = matches!(&r, Ok(resp) if resp.status().is_success());
+        self.metrics.external_call("slack", method, t0.elapsed(), ok);
+        match r {
+            Ok(resp) if resp.status().is_success() => Ok(()),
+            Ok(resp) => Err(SlackError::Transport {
+                method: method.into(),
+                detail: format!("HTTP {}", resp.status().as_u16()),
+            }),
+            Err(e) => Err(SlackError::Transport {
+                method: method.into(),
+                detail: if e.is_timeout() { "timed out".into() } else { "network error".into() },
+            }),
+        }
+    }
+
     async fn send(
         &self,
         method: &str,

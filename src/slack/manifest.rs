@@ -22,7 +22,6 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("conversations.history", Some("channels:history")),
     ("chat.postMessage", Some("chat:write")),
     ("chat.update", Some("chat:write")),
-    ("chat.postEphemeral", Some("chat:write")),
     ("pins.add", Some("pins:write")),
     ("bookmarks.add", Some("bookmarks:write")),
 ];

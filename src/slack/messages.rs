@@ -35,7 +35,7 @@ pub const RETRY_ACTION: &str = "incd_retry";
 pub const TOPIC_MAX: usize = 250;
 pub const SECTION_MAX: usize = 3000;
 pub const FIELD_MAX: usize = 2000;
-pub const HEADER_MAX: usize = 150;
+pub const HEADER_MAX: usize = 200;
 pub const OPTION_TEXT_MAX: usize = 75;
 /// Fallback `text` of a message; Slack truncates beyond 40,000 and `chat.update` refuses > 4,000.
 pub const FALLBACK_MAX: usize = 3000;
@@ -210,11 +210,11 @@ pub fn resolve_form_already_resolved() -> Value {
 // ---------------------------------------------------------------------------------------------
 // Incident channel
 
-/// Channel topic: severity, status, title; one line, at most 250 characters. Topics are not
-/// formatted by Slack, so the title goes in as typed.
+/// Channel topic: severity, status, title; one line, at most 250 characters, escaped like any
+/// other text Slack stores.
 pub fn topic(incident: &Incident, level: Option<&SeverityLevel>, resolved: bool) -> String {
     let status = if resolved { "Resolved" } else { "Investigating" };
-    clamp(
+    escape_and_clamp(
         &format!(
             "{} | {} | {}",
             severity_label(level, &incident.severity),
@@ -289,7 +289,7 @@ pub fn summary(
         escape_and_clamp(&incident.description, SECTION_MAX - 20)
     };
     let mut blocks: Vec<SlackBlock> = vec![
-        SlackHeaderBlock::new(pt(format!("{} {header}", if resolved { "✅" } else { "🚨" }))).into(),
+        section(format!("{emoji} *{}*", escape_mrkdwn(&header))),
         SlackSectionBlock::new().with_fields(fields).into(),
         section(format!("*Description*\n{description}")),
     ];
@@ -560,6 +560,7 @@ mod tests {
             reporter: "U1".into(),
             commander: Some("U2".into()),
             origin_channel: Some("C0".into()),
+            response_url: None,
             declared_at: DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z").unwrap().with_timezone(&Utc),
             channel_id: Some("C123".into()),
             summary_ts: None,

@@ -72,6 +72,8 @@ const MIGRATIONS: &[&str] = &[
         text        TEXT NOT NULL
     );
     "#,
+    // 2: where to answer the reporter (the slash command's response_url)
+    "ALTER TABLE incidents ADD COLUMN response_url TEXT;",
 ];
 
 /// State of one recorded workflow step.
@@ -129,6 +131,8 @@ pub struct NewIncident<'a> {
     pub reporter: &'a str,
     pub commander: Option<&'a str>,
     pub origin_channel: Option<&'a str>,
+    /// The `/incident` command's `response_url`, for the ephemeral reply.
+    pub response_url: Option<&'a str>,
     pub declared_at: DateTime<Utc>,
 }
 
@@ -170,7 +174,7 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
 
 const INCIDENT_COLUMNS: &str = "id, name, title, description, severity, status, reporter, commander, \
      origin_channel, declared_at, channel_id, summary_ts, resolved_at, resolved_by, resolution, \
-     pagerduty_key, pagerduty_id, pagerduty_url, notion_page_id, notion_url";
+     pagerduty_key, pagerduty_id, pagerduty_url, notion_page_id, notion_url, response_url";
 
 fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
     let status: String = r.get(5)?;
@@ -195,6 +199,7 @@ fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
         pagerduty_url: r.get(17)?,
         notion_page_id: r.get(18)?,
         notion_url: r.get(19)?,
+        response_url: r.get(20)?,
     })
 }
 
@@ -312,8 +317,8 @@ impl Store {
         }
         let res = conn.execute(
             "INSERT INTO incidents (name, submission_key, title, description, severity, status, \
-             reporter, commander, origin_channel, declared_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'declaring', ?6, ?7, ?8, ?9)",
+             reporter, commander, origin_channel, declared_at, response_url) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'declaring', ?6, ?7, ?8, ?9, ?10)",
             params![
                 n.name.as_str(),
                 n.submission_key,
@@ -323,7 +328,8 @@ impl Store {
                 n.reporter,
                 n.commander,
                 n.origin_channel,
-                ts(n.declared_at)
+                ts(n.declared_at),
+                n.response_url
             ],
         );
         match res {
@@ -575,6 +581,7 @@ mod tests {
             reporter: "U1",
             commander: None,
             origin_channel: Some("C1"),
+            response_url: None,
             declared_at: Utc::now(),
         }
     }

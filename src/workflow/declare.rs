@@ -371,17 +371,12 @@ async fn tell_reporter(app: &App, inc: &Incident, text: &str) {
     send_to_reporter(app, inc, text).await;
 }
 
+/// Ephemeral through the command's `response_url` (it works in any channel, bot member or not);
+/// a DM from the app when that is gone or fails.
 async fn send_to_reporter(app: &App, inc: &Incident, text: &str) {
-    if let Some(origin) = &inc.origin_channel {
-        let r = app
-            .slack
-            .call(
-                "chat.postEphemeral",
-                json!({"channel": origin, "user": inc.reporter, "text": text}),
-            )
-            .await;
-        match r {
-            Ok(_) => return,
+    if let Some(url) = &inc.response_url {
+        match app.slack.respond(url, text).await {
+            Ok(()) => return,
             Err(e) => tracing::info!(error = %e, "ephemeral reply not possible; sending a DM"),
         }
     }
