@@ -300,11 +300,12 @@ async fn unknown_commands_and_envelopes_are_acked_and_the_service_keeps_serving(
     let ch = w.declare(DEFAULT_USER, "Still works", "sev4").await;
     assert!(is_incident_channel_name(&ch.name));
     assert!(incd.running());
-    let acked: Vec<Value> = w
-        .slack
-        .frames_received()
-        .iter()
-        .filter_map(|f| serde_json::from_str(&f.text).ok())
-        .collect();
-    assert!(acked.iter().any(|f| f["envelope_id"] == "env-mystery"), "unknown envelope acked");
+    w.until("unknown envelope acked", || {
+        w.slack
+            .frames_received()
+            .iter()
+            .filter_map(|f| serde_json::from_str::<Value>(&f.text).ok())
+            .any(|f| f["envelope_id"] == "env-mystery")
+    })
+    .await;
 }

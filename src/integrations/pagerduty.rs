@@ -448,7 +448,10 @@ fn links(facts: &IncidentFacts) -> Vec<Value> {
 pub fn trigger_event(routing_key: &str, facts: &IncidentFacts) -> Value {
     let mut details = Map::new();
     details.insert("incident".into(), json!(facts.name));
-    details.insert("title".into(), json!(clamp(&facts.title, DETAILS_TEXT_MAX)));
+    details.insert(
+        "title".into(),
+        json!(clamp(&one_line(&facts.title), DETAILS_TEXT_MAX)),
+    );
     details.insert("severity".into(), json!(facts.severity_label));
     if !facts.description.trim().is_empty() {
         details.insert(
