@@ -61,13 +61,16 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let http = http_client()?;
         let store = Store::open(&settings.data_dir)?;
-        let slack = SlackApi::new(
+        let mut slack = SlackApi::new(
             http.clone(),
             &settings.slack.api_url,
             settings.slack.bot_token.clone(),
             settings.slack.app_token.clone(),
             metrics.clone(),
         );
+        if let Some(spacing) = env_ms("INCD_SLACK_POST_SPACING_MS") {
+            slack = slack.with_post_spacing(spacing);
+        }
         let pager = settings
             .pagerduty
             .clone()
@@ -313,14 +316,16 @@ async fn ensure_broadcast_membership(app: &App) {
 }
 
 /// Keep-alive timings, shortened by `INCD_SOCKET_PING_MS` / `INCD_SOCKET_SILENCE_MS` (tests).
+fn env_ms(key: &str) -> Option<Duration> {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .map(Duration::from_millis)
+}
+
 fn keepalive_from_env() -> KeepAlive {
-    let ms = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|v| *v > 0)
-            .map(Duration::from_millis)
-    };
+    let ms = env_ms;
     let d = KeepAlive::default();
     KeepAlive {
         ping_interval: ms("INCD_SOCKET_PING_MS").unwrap_or(d.ping_interval),

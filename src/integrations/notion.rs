@@ -150,7 +150,11 @@ impl DatabaseSchema {
         let mut properties = BTreeMap::new();
         let mut title_property = None;
         for (key, p) in props {
-            let name = p.get("name").and_then(Value::as_str).unwrap_or(key).to_string();
+            let name = p
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or(key)
+                .to_string();
             let ty = p.get("type").and_then(Value::as_str).unwrap_or("");
             let options = |ty: &str| -> Vec<String> {
                 p.get(ty)
@@ -200,19 +204,25 @@ impl DatabaseSchema {
                 .map(|(name, _)| name.clone())
         };
         let is_select = |k: &PropertyKind| matches!(k, PropertyKind::Select(_));
-        let is_choice = |k: &PropertyKind| matches!(k, PropertyKind::Select(_) | PropertyKind::Status(_));
+        let is_choice =
+            |k: &PropertyKind| matches!(k, PropertyKind::Select(_) | PropertyKind::Status(_));
 
         let severity = named(&|k, n| is_select(k) && n == "severity")
             .or_else(|| named(&|k, n| is_select(k) && (n.contains("severity") || n == "sev")));
         let status = named(&|k, n| matches!(k, PropertyKind::Status(_)) && n == "status")
             .or_else(|| named(&|k, n| is_choice(k) && n == "status"))
-            .or_else(|| named(&|k, n| matches!(k, PropertyKind::Status(_)) && !n.contains("severity")))
+            .or_else(|| {
+                named(&|k, n| matches!(k, PropertyKind::Status(_)) && !n.contains("severity"))
+            })
             .or_else(|| named(&|k, n| is_choice(k) && (n.contains("status") || n == "state")))
             .filter(|s| Some(s) != severity.as_ref());
 
         let is_date = |k: &PropertyKind| *k == PropertyKind::Date;
         let resolvedish = |n: &str| {
-            n.contains("resolv") || n.contains("end") || n.contains("closed") || n.contains("finish")
+            n.contains("resolv")
+                || n.contains("end")
+                || n.contains("closed")
+                || n.contains("finish")
         };
         let resolved = named(&|k, n| is_date(k) && resolvedish(n));
         let declared = named(&|k, n| is_date(k) && n.contains("declar"))
@@ -230,16 +240,18 @@ impl DatabaseSchema {
         let is_url = |k: &PropertyKind| *k == PropertyKind::Url;
         let pagerish = |n: &str| n.contains("pagerduty") || n.contains("pager");
         let pagerduty_url = named(&|k, n| is_url(k) && pagerish(n));
-        let channel_url = named(&|k, n| is_url(k) && (n.contains("slack") || n.contains("channel")))
-            .or_else(|| {
-                let others: Vec<&String> = self
-                    .properties
-                    .iter()
-                    .filter(|(name, kind)| is_url(kind) && !pagerish(&norm(name)))
-                    .map(|(name, _)| name)
-                    .collect();
-                (others.len() == 1).then(|| others[0].clone())
-            });
+        let channel_url =
+            named(&|k, n| is_url(k) && (n.contains("slack") || n.contains("channel"))).or_else(
+                || {
+                    let others: Vec<&String> = self
+                        .properties
+                        .iter()
+                        .filter(|(name, kind)| is_url(kind) && !pagerish(&norm(name)))
+                        .map(|(name, _)| name)
+                        .collect();
+                    (others.len() == 1).then(|| others[0].clone())
+                },
+            );
 
         let duration = named(&|k, n| {
             matches!(k, PropertyKind::RichText | PropertyKind::Number)
@@ -331,7 +343,11 @@ fn bold(text: &str) -> Vec<Value> {
 }
 
 fn hint_items(text: &str) -> Vec<Value> {
-    items(text, None, Some(&json!({ "italic": true, "color": "gray" })))
+    items(
+        text,
+        None,
+        Some(&json!({ "italic": true, "color": "gray" })),
+    )
 }
 
 /// A rich-text array for a property value: at most [`RICH_TEXT_ITEMS_MAX`] items.
@@ -393,7 +409,10 @@ fn timeline_items(facts: &IncidentFacts) -> Vec<Value> {
         .take(TIMELINE_MAX)
         .flat_map(|(at, text)| {
             let mut rt = bold(&when(*at));
-            rt.extend(plain(&format!(" — {}", clamp_utf16(text.trim(), LONG_TEXT_MAX))));
+            rt.extend(plain(&format!(
+                " — {}",
+                clamp_utf16(text.trim(), LONG_TEXT_MAX)
+            )));
             text_blocks("bulleted_list_item", rt, &Value::Null)
         })
         .collect();
@@ -428,7 +447,9 @@ pub fn postmortem_blocks(facts: &IncidentFacts) -> Vec<Value> {
     b.push(heading(2, "Description"));
     let description = facts.description.trim();
     if description.is_empty() {
-        b.extend(hint("No description was given when the incident was declared."));
+        b.extend(hint(
+            "No description was given when the incident was declared.",
+        ));
     } else {
         b.extend(paragraph(plain(&clamp_utf16(description, LONG_TEXT_MAX))));
     }
@@ -470,10 +491,16 @@ pub fn postmortem_blocks(facts: &IncidentFacts) -> Vec<Value> {
         "Schedule the post-mortem review",
         "Add follow-up tasks here, each with an owner and a due date",
     ] {
-        b.extend(text_blocks("to_do", plain(task), &json!({ "checked": false })));
+        b.extend(text_blocks(
+            "to_do",
+            plain(task),
+            &json!({ "checked": false }),
+        ));
     }
     b.push(heading(2, "Lessons learned"));
-    b.extend(hint("What went well? What went badly? Where did we get lucky?"));
+    b.extend(hint(
+        "What went well? What went badly? Where did we get lucky?",
+    ));
     b
 }
 
@@ -517,7 +544,8 @@ pub fn chunk_blocks(blocks: &[Value]) -> Vec<Vec<Value>> {
     let mut bytes = 0;
     for block in blocks {
         let size = serde_json::to_vec(block).map(|v| v.len()).unwrap_or(0);
-        if !cur.is_empty() && (cur.len() == BLOCKS_PER_REQUEST || bytes + size > REQUEST_BYTES_MAX) {
+        if !cur.is_empty() && (cur.len() == BLOCKS_PER_REQUEST || bytes + size > REQUEST_BYTES_MAX)
+        {
             chunks.push(std::mem::take(&mut cur));
             bytes = 0;
         }
@@ -543,9 +571,15 @@ pub fn page_parent_properties(facts: &IncidentFacts) -> Value {
 pub fn declare_properties(schema: &DatabaseSchema, facts: &IncidentFacts) -> Value {
     let map = schema.mapping();
     let mut props = Map::new();
-    props.insert(schema.title_property.clone(), title_value(&page_title(facts)));
+    props.insert(
+        schema.title_property.clone(),
+        title_value(&page_title(facts)),
+    );
     if let Some(p) = &map.summary {
-        props.insert(p.clone(), json!({ "rich_text": property_text(&one_line(&facts.title)) }));
+        props.insert(
+            p.clone(),
+            json!({ "rich_text": property_text(&one_line(&facts.title)) }),
+        );
     }
     if let Some(p) = &map.channel_url {
         if let Some(url) = usable_url(&facts.channel_url) {
@@ -563,7 +597,9 @@ pub fn resolve_properties(schema: &DatabaseSchema, facts: &IncidentFacts) -> Val
     shared_properties(schema, &map, facts, &mut props);
     if let Some(p) = &map.duration {
         let value = match schema.properties.get(p) {
-            Some(PropertyKind::Number) => json!({ "number": facts.duration().num_minutes().max(0) }),
+            Some(PropertyKind::Number) => {
+                json!({ "number": facts.duration().num_minutes().max(0) })
+            }
             _ => json!({ "rich_text": property_text(&human_duration(facts.duration())) }),
         };
         props.insert(p.clone(), value);
@@ -645,10 +681,24 @@ pub fn normalize_id(raw: &str) -> String {
     let trimmed = raw.trim();
     let before_query = trimmed.split(['?', '#']).next().unwrap_or(trimmed);
     let compact: String = before_query.chars().filter(|c| *c != '-').collect();
-    let tail: String = compact.chars().rev().take(32).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = compact
+        .chars()
+        .rev()
+        .take(32)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     if tail.len() == 32 && tail.chars().all(|c| c.is_ascii_hexdigit()) {
         let t = tail.to_ascii_lowercase();
-        format!("{}-{}-{}-{}-{}", &t[0..8], &t[8..12], &t[12..16], &t[16..20], &t[20..32])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &t[0..8],
+            &t[8..12],
+            &t[12..16],
+            &t[16..20],
+            &t[20..32]
+        )
     } else {
         trimmed.to_string()
     }
@@ -747,7 +797,10 @@ impl Notion {
     }
 
     /// Create the incident's post-mortem page, or return the one an earlier attempt created.
-    pub async fn create_postmortem(&self, facts: &IncidentFacts) -> Result<PostMortem, IntegrationError> {
+    pub async fn create_postmortem(
+        &self,
+        facts: &IncidentFacts,
+    ) -> Result<PostMortem, IntegrationError> {
         let title = page_title(facts);
         let blocks = postmortem_blocks(facts);
         match &self.settings.parent {
@@ -765,7 +818,10 @@ impl Notion {
                         &blocks,
                     )
                     .await;
-                if let Err(IntegrationError::Refused { status: Some(400), .. }) = &result {
+                if let Err(IntegrationError::Refused {
+                    status: Some(400), ..
+                }) = &result
+                {
                     // The database may have changed under us: read it again next time.
                     self.forget_schema();
                 }
@@ -789,7 +845,11 @@ impl Notion {
 
     /// Mark the page resolved (status, resolution time, duration where the database has such
     /// properties) and append the resolution section with the timeline. Safe to repeat.
-    pub async fn record_resolution(&self, page: &PostMortem, facts: &IncidentFacts) -> Result<(), IntegrationError> {
+    pub async fn record_resolution(
+        &self,
+        page: &PostMortem,
+        facts: &IncidentFacts,
+    ) -> Result<(), IntegrationError> {
         let page_path = path_segment(&page.page_id);
         if let NotionParent::Database(raw) = &self.settings.parent {
             let schema = self.schema(&normalize_id(raw)).await?;
@@ -803,7 +863,13 @@ impl Notion {
                     )
                     .await;
                 if let Err(err) = result {
-                    if matches!(err, IntegrationError::Refused { status: Some(400), .. }) {
+                    if matches!(
+                        err,
+                        IntegrationError::Refused {
+                            status: Some(400),
+                            ..
+                        }
+                    ) {
                         self.forget_schema();
                     }
                     return Err(err);
@@ -831,7 +897,14 @@ impl Notion {
             NotionParent::Database(raw) => {
                 let db = normalize_id(raw);
                 let name = "Notion database reachable";
-                match self.call(Method::GET, &format!("databases/{}", path_segment(&db)), None).await {
+                match self
+                    .call(
+                        Method::GET,
+                        &format!("databases/{}", path_segment(&db)),
+                        None,
+                    )
+                    .await
+                {
                     Ok(v) => {
                         let schema = DatabaseSchema::from_json(&v);
                         let title = schema.as_ref().map(|s| s.title.clone()).unwrap_or_default();
@@ -841,7 +914,8 @@ impl Notion {
                         ));
                         checks.push(title_check(schema.as_ref()));
                         if let Some(s) = schema {
-                            *self.schema.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(s));
+                            *self.schema.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some(Arc::new(s));
                         }
                     }
                     Err(err) => checks.push(failed_check(name, &err, true)),
@@ -865,17 +939,28 @@ impl Notion {
     }
 
     async fn schema(&self, db: &str) -> Result<Arc<DatabaseSchema>, IntegrationError> {
-        if let Some(s) = self.schema.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(s) = self
+            .schema
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             return Ok(s);
         }
         let v = self
-            .call(Method::GET, &format!("databases/{}", path_segment(db)), None)
+            .call(
+                Method::GET,
+                &format!("databases/{}", path_segment(db)),
+                None,
+            )
             .await?;
-        let schema = Arc::new(DatabaseSchema::from_json(&v).ok_or(IntegrationError::Refused {
-            service: SERVICE,
-            status: None,
-            detail: "the database has no title property".into(),
-        })?);
+        let schema = Arc::new(
+            DatabaseSchema::from_json(&v).ok_or(IntegrationError::Refused {
+                service: SERVICE,
+                status: None,
+                detail: "the database has no title property".into(),
+            })?,
+        );
         *self.schema.lock().unwrap_or_else(|p| p.into_inner()) = Some(schema.clone());
         Ok(schema)
     }
@@ -896,7 +981,11 @@ impl Notion {
             "page_size": 10,
         });
         let v = self
-            .call(Method::POST, &format!("databases/{}/query", path_segment(db)), Some(&body))
+            .call(
+                Method::POST,
+                &format!("databases/{}/query", path_segment(db)),
+                Some(&body),
+            )
             .await?;
         Ok(v.get("results")
             .and_then(Value::as_array)
@@ -905,7 +994,11 @@ impl Notion {
     }
 
     /// The parent page's `child_page` block titled `title`, if any.
-    async fn find_child_page(&self, parent: &str, title: &str) -> Result<Option<PostMortem>, IntegrationError> {
+    async fn find_child_page(
+        &self,
+        parent: &str,
+        title: &str,
+    ) -> Result<Option<PostMortem>, IntegrationError> {
         let matches = |b: &Value| {
             b.get("type").and_then(Value::as_str) == Some("child_page")
                 && b.pointer("/child_page/title").and_then(Value::as_str) == Some(title)
@@ -937,14 +1030,22 @@ impl Notion {
                 path.push_str(&format!("&start_cursor={}", path_segment(c)));
             }
             let v = self.call(Method::GET, &path, None).await?;
-            for b in v.get("results").and_then(Value::as_array).into_iter().flatten() {
+            for b in v
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if stop(b) {
                     return Ok((all, Some(b.clone())));
                 }
                 all.push(b.clone());
             }
             let more = v.get("has_more").and_then(Value::as_bool).unwrap_or(false);
-            cursor = v.get("next_cursor").and_then(Value::as_str).map(String::from);
+            cursor = v
+                .get("next_cursor")
+                .and_then(Value::as_str)
+                .map(String::from);
             if !more || cursor.is_none() {
                 break;
             }
@@ -953,7 +1054,12 @@ impl Notion {
     }
 
     /// `POST /v1/pages` with the first chunk of blocks, then append the rest.
-    async fn create_page(&self, parent: Value, properties: Value, blocks: &[Value]) -> Result<PostMortem, IntegrationError> {
+    async fn create_page(
+        &self,
+        parent: Value,
+        properties: Value,
+        blocks: &[Value],
+    ) -> Result<PostMortem, IntegrationError> {
         let chunks = chunk_blocks(blocks);
         let first = chunks.first().cloned().unwrap_or_default();
         let body = json!({
@@ -974,7 +1080,11 @@ impl Notion {
     }
 
     /// After finding a page an earlier attempt created, append the blocks it did not get to.
-    async fn complete_children(&self, page_id: &str, planned: &[Value]) -> Result<(), IntegrationError> {
+    async fn complete_children(
+        &self,
+        page_id: &str,
+        planned: &[Value],
+    ) -> Result<(), IntegrationError> {
         let (existing, _) = self.list_children(page_id, |_| false).await?;
         if existing.len() < planned.len() {
             self.append(page_id, &planned[existing.len()..]).await?;
@@ -1000,7 +1110,12 @@ impl Notion {
     }
 
     /// One attempt: `{api_url}/v1/{path}` with auth, version and timeout; failures classified.
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, IntegrationError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, IntegrationError> {
         let url = format!("{}/v1/{path}", self.settings.api_url.trim_end_matches('/'));
         let mut req = self
             .http
@@ -1018,7 +1133,10 @@ impl Notion {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(String::from);
-        let text = resp.text().await.map_err(|e| transport_error(SERVICE, &e))?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| transport_error(SERVICE, &e))?;
         if (200..300).contains(&status) {
             return serde_json::from_str(&text).map_err(|_| IntegrationError::Unavailable {
                 service: SERVICE,
@@ -1033,7 +1151,12 @@ impl Notion {
                 detail,
             });
         }
-        Err(status_error(SERVICE, status, retry_after.as_deref(), detail))
+        Err(status_error(
+            SERVICE,
+            status,
+            retry_after.as_deref(),
+            detail,
+        ))
     }
 }
 
@@ -1067,7 +1190,9 @@ fn title_check(schema: Option<&DatabaseSchema>) -> Check {
     }
     if let Some(p) = &m.status {
         if pick_option(schema.options(p), RESOLVED_STATUS_NAMES).is_none() {
-            detail.push_str(&format!("; '{p}' has no Resolved option, so it is left alone on resolve"));
+            detail.push_str(&format!(
+                "; '{p}' has no Resolved option, so it is left alone on resolve"
+            ));
         }
     }
     Check::pass(name, detail)
@@ -1223,7 +1348,10 @@ mod tests {
         assert_eq!(s.title, "Post-mortems");
         assert_eq!(
             s.properties.get("Status"),
-            Some(&PropertyKind::Status(vec!["Investigating".into(), "Resolved".into()]))
+            Some(&PropertyKind::Status(vec![
+                "Investigating".into(),
+                "Resolved".into()
+            ]))
         );
         assert!(DatabaseSchema::from_json(&json!({ "properties": {} })).is_none());
     }
@@ -1249,8 +1377,10 @@ mod tests {
     #[test]
     fn a_property_with_the_wrong_type_is_not_used() {
         let mut db = database();
-        db["properties"]["Severity"] = json!({ "name": "Severity", "type": "people", "people": {} });
-        db["properties"]["Slack channel"] = json!({ "name": "Slack channel", "type": "rich_text", "rich_text": {} });
+        db["properties"]["Severity"] =
+            json!({ "name": "Severity", "type": "people", "people": {} });
+        db["properties"]["Slack channel"] =
+            json!({ "name": "Slack channel", "type": "rich_text", "rich_text": {} });
         let s = DatabaseSchema::from_json(&db).unwrap();
         let m = s.mapping();
         assert_eq!(m.severity, None);
@@ -1273,12 +1403,18 @@ mod tests {
     #[test]
     fn status_uses_only_options_that_exist() {
         let mut db = database();
-        db["properties"]["Status"]["status"]["options"] = json!([{ "name": "Draft" }, { "name": "In review" }]);
+        db["properties"]["Status"]["status"]["options"] =
+            json!([{ "name": "Draft" }, { "name": "In review" }]);
         let s = DatabaseSchema::from_json(&db).unwrap();
         // Open: "Draft" is a known open-ish name, spelled as the schema spells it.
-        assert_eq!(declare_properties(&s, &facts())["Status"], json!({ "status": { "name": "Draft" } }));
+        assert_eq!(
+            declare_properties(&s, &facts())["Status"],
+            json!({ "status": { "name": "Draft" } })
+        );
         // Resolved: no fitting option, so the status is left alone.
-        assert!(resolve_properties(&s, &resolved_facts()).get("Status").is_none());
+        assert!(resolve_properties(&s, &resolved_facts())
+            .get("Status")
+            .is_none());
     }
 
     #[test]
@@ -1287,24 +1423,39 @@ mod tests {
         db["properties"]["Status"] = json!({ "name": "Status", "type": "select",
             "select": { "options": [{ "name": "open" }, { "name": "CLOSED" }] } });
         let s = DatabaseSchema::from_json(&db).unwrap();
-        assert_eq!(declare_properties(&s, &facts())["Status"], json!({ "select": { "name": "open" } }));
-        assert_eq!(resolve_properties(&s, &resolved_facts())["Status"], json!({ "select": { "name": "CLOSED" } }));
+        assert_eq!(
+            declare_properties(&s, &facts())["Status"],
+            json!({ "select": { "name": "open" } })
+        );
+        assert_eq!(
+            resolve_properties(&s, &resolved_facts())["Status"],
+            json!({ "select": { "name": "CLOSED" } })
+        );
     }
 
     #[test]
     fn severity_prefers_an_existing_option_and_otherwise_creates_one() {
         let mut f = facts();
         f.severity_label = "sev2".into();
-        assert_eq!(declare_properties(&schema(), &f)["Severity"], json!({ "select": { "name": "SEV2" } }));
+        assert_eq!(
+            declare_properties(&schema(), &f)["Severity"],
+            json!({ "select": { "name": "SEV2" } })
+        );
         f.severity_label = "P0, urgent".into();
         f.severity_id = "p0".into();
-        assert_eq!(declare_properties(&schema(), &f)["Severity"], json!({ "select": { "name": "P0  urgent" } }));
+        assert_eq!(
+            declare_properties(&schema(), &f)["Severity"],
+            json!({ "select": { "name": "P0  urgent" } })
+        );
     }
 
     #[test]
     fn a_single_date_becomes_a_range_on_resolve() {
         let mut db = database();
-        db["properties"].as_object_mut().unwrap().remove("Resolved at");
+        db["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("Resolved at");
         let s = DatabaseSchema::from_json(&db).unwrap();
         let p = resolve_properties(&s, &resolved_facts());
         assert_eq!(
@@ -1317,7 +1468,10 @@ mod tests {
     fn page_parent_gets_only_a_title() {
         let p = page_parent_properties(&facts());
         assert_eq!(p.as_object().unwrap().len(), 1);
-        assert_eq!(p["title"]["title"][0]["text"]["content"], "20250314-brave-otter");
+        assert_eq!(
+            p["title"]["title"][0]["text"]["content"],
+            "20250314-brave-otter"
+        );
     }
 
     #[test]
@@ -1340,7 +1494,15 @@ mod tests {
             .collect();
         assert_eq!(
             headings,
-            ["Description", "Impact", "Timeline", "Root cause analysis", "Mitigation", "Follow-up tasks", "Lessons learned"]
+            [
+                "Description",
+                "Impact",
+                "Timeline",
+                "Root cause analysis",
+                "Mitigation",
+                "Follow-up tasks",
+                "Lessons learned"
+            ]
         );
         assert!(blocks.iter().any(|b| b["type"] == "to_do"));
         let text = pretty(&Value::Array(blocks));
@@ -1364,7 +1526,11 @@ mod tests {
         let v = Value::Array(blocks.clone());
         assert_within_limits(&v);
         // The description was clamped to LONG_TEXT_MAX and split across 2000-unit items.
-        let desc = blocks.iter().position(|b| b["type"] == "heading_2").unwrap() + 1;
+        let desc = blocks
+            .iter()
+            .position(|b| b["type"] == "heading_2")
+            .unwrap()
+            + 1;
         let items = blocks[desc]["paragraph"]["rich_text"].as_array().unwrap();
         assert!((10..=11).contains(&items.len()), "{} items", items.len());
         assert!(pretty(&v).contains("20 more entries in the Slack channel"));
@@ -1384,14 +1550,23 @@ mod tests {
         let rt: Vec<Value> = (0..250).map(|i| plain(&format!("{i}")).remove(0)).collect();
         let blocks = text_blocks("paragraph", rt, &Value::Null);
         assert_eq!(blocks.len(), 3);
-        assert_eq!(blocks[2]["paragraph"]["rich_text"].as_array().unwrap().len(), 50);
+        assert_eq!(
+            blocks[2]["paragraph"]["rich_text"]
+                .as_array()
+                .unwrap()
+                .len(),
+            50
+        );
     }
 
     #[test]
     fn chunking_keeps_order_and_splits_at_100() {
         let blocks: Vec<Value> = (0..250).map(|i| heading(3, &i.to_string())).collect();
         let chunks = chunk_blocks(&blocks);
-        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [100, 100, 50]);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            [100, 100, 50]
+        );
         assert_eq!(chunks[2][0], blocks[200]);
         assert!(chunk_blocks(&[]).is_empty());
     }
@@ -1414,7 +1589,10 @@ mod tests {
         // What Notion returns carries plain_text too.
         b["heading_2"]["rich_text"][0]["plain_text"] = json!("Resolution");
         assert!(is_resolution_marker(&b));
-        assert!(!is_resolution_marker(&heading(2, "Resolution")), "a plain heading people typed");
+        assert!(
+            !is_resolution_marker(&heading(2, "Resolution")),
+            "a plain heading people typed"
+        );
     }
 
     #[test]
@@ -1423,7 +1601,12 @@ mod tests {
         let dashed = "bc1211ca-e3f1-4939-ae34-5260b16f627c";
         assert_eq!(normalize_id(id), dashed);
         assert_eq!(normalize_id(dashed), dashed);
-        assert_eq!(normalize_id(&format!("https://www.notion.so/acme/Post-mortems-{id}?v=123")), dashed);
+        assert_eq!(
+            normalize_id(&format!(
+                "https://www.notion.so/acme/Post-mortems-{id}?v=123"
+            )),
+            dashed
+        );
         assert_eq!(normalize_id(" not-an-id "), "not-an-id");
         assert_eq!(path_segment("a/../b"), "a%2F%2E%2E%2Fb");
     }
@@ -1431,17 +1614,30 @@ mod tests {
     #[test]
     fn error_details_are_short_and_never_hold_the_token() {
         let body = r#"{"object":"error","status":400,"code":"validation_error","message":"body failed validation: body.children[0].paragraph.rich_text[0].text.content.length should be ≤ `2000`, instead was `2001`."}"#;
-        assert!(error_detail(body, "secret_abc").starts_with("validation_error: body failed validation"));
+        assert!(error_detail(body, "secret_abc")
+            .starts_with("validation_error: body failed validation"));
         let echoed = r#"{"code":"unauthorized","message":"API token secret_abc is invalid."}"#;
-        assert_eq!(error_detail(echoed, "secret_abc"), "unauthorized: API token *** is invalid.");
-        assert!(error_detail(&"y".repeat(4000), "secret_abc").chars().count() <= 300);
+        assert_eq!(
+            error_detail(echoed, "secret_abc"),
+            "unauthorized: API token *** is invalid."
+        );
+        assert!(
+            error_detail(&"y".repeat(4000), "secret_abc")
+                .chars()
+                .count()
+                <= 300
+        );
     }
 
     #[test]
     fn doctor_title_check_lists_what_is_filled() {
         let c = title_check(Some(&schema()));
         assert!(c.ok);
-        assert!(c.detail.contains("'Incident' will hold the incident name"), "{}", c.detail);
+        assert!(
+            c.detail.contains("'Incident' will hold the incident name"),
+            "{}",
+            c.detail
+        );
         assert!(c.detail.contains("severity → 'Severity'"));
         assert!(!title_check(None).ok);
     }

@@ -118,12 +118,11 @@ impl Pager {
                     .header("From", from_email.as_str())
                     .json(&body);
                 match self.send(req, api_token).await {
-                    Ok((_, reply)) => incident_ref(reply.get("incident"), &dedup_key(facts)).ok_or_else(|| {
-                        IntegrationError::Unavailable {
+                    Ok((_, reply)) => incident_ref(reply.get("incident"), &dedup_key(facts))
+                        .ok_or_else(|| IntegrationError::Unavailable {
                             service: SERVICE,
                             detail: "the created incident was missing from the answer".into(),
-                        }
-                    }),
+                        }),
                     Err(err) if is_duplicate_key(&err) => {
                         // A retried step: the incident from the earlier attempt is still open.
                         match self.find_incident(&dedup_key(facts)).await? {
@@ -141,7 +140,11 @@ impl Pager {
     }
 
     /// Close the page. Safe to repeat: resolving an already resolved alert or incident succeeds.
-    pub async fn resolve(&self, facts: &IncidentFacts, page: &PageRef) -> Result<(), IntegrationError> {
+    pub async fn resolve(
+        &self,
+        facts: &IncidentFacts,
+        page: &PageRef,
+    ) -> Result<(), IntegrationError> {
         let key = if page.dedup_key.is_empty() {
             dedup_key(facts)
         } else {
@@ -213,11 +216,22 @@ impl Pager {
                     Ok(resp) => {
                         let status = resp.status();
                         let body: Value = resp.json().await.unwrap_or(Value::Null);
-                        let pd_shaped = body.get("status").is_some() && body.get("message").is_some();
+                        let pd_shaped =
+                            body.get("status").is_some() && body.get("message").is_some();
                         if (status == StatusCode::BAD_REQUEST && pd_shaped) || status.is_success() {
-                            Check::pass(name, format!("{events_url} answers like the Events API v2"))
+                            Check::pass(
+                                name,
+                                format!("{events_url} answers like the Events API v2"),
+                            )
                         } else {
-                            Check::fail(name, format!("{events_url}/v2/enqueue answered HTTP {}", status.as_u16()), fix)
+                            Check::fail(
+                                name,
+                                format!(
+                                    "{events_url}/v2/enqueue answered HTTP {}",
+                                    status.as_u16()
+                                ),
+                                fix,
+                            )
                         }
                     }
                     Err(e) => Check::fail(name, transport_error(SERVICE, &e).human(), fix),
@@ -300,13 +314,15 @@ impl Pager {
         else {
             return Ok(None);
         };
-        let req = self.rest(Method::GET, api_url, "/incidents", api_token).query(&[
-            ("incident_key", key),
-            ("service_ids[]", service_id.as_str()),
-            ("statuses[]", "triggered"),
-            ("statuses[]", "acknowledged"),
-            ("statuses[]", "resolved"),
-        ]);
+        let req = self
+            .rest(Method::GET, api_url, "/incidents", api_token)
+            .query(&[
+                ("incident_key", key),
+                ("service_ids[]", service_id.as_str()),
+                ("statuses[]", "triggered"),
+                ("statuses[]", "acknowledged"),
+                ("statuses[]", "resolved"),
+            ]);
         let (_, reply) = self.send(req, api_token).await?;
         let incidents = reply
             .get("incidents")
@@ -333,7 +349,11 @@ impl Pager {
     }
 
     /// One attempt: send with the timeout, read the body, classify failures.
-    async fn send(&self, req: RequestBuilder, secret: &Secret) -> Result<(u16, Value), IntegrationError> {
+    async fn send(
+        &self,
+        req: RequestBuilder,
+        secret: &Secret,
+    ) -> Result<(u16, Value), IntegrationError> {
         let resp = req
             .timeout(self.timeout)
             .send()
@@ -345,7 +365,10 @@ impl Pager {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(String::from);
-        let text = resp.text().await.map_err(|e| transport_error(SERVICE, &e))?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| transport_error(SERVICE, &e))?;
         if (200..300).contains(&status) {
             let body = serde_json::from_str(&text).unwrap_or(Value::Null);
             return Ok((status, body));
@@ -379,7 +402,9 @@ fn path_segment(id: &str) -> String {
 fn is_email(s: &str) -> bool {
     let s = s.trim();
     match s.split_once('@') {
-        Some((user, domain)) => !user.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace),
+        Some((user, domain)) => {
+            !user.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace)
+        }
         None => false,
     }
 }
@@ -463,7 +488,10 @@ pub fn trigger_event(routing_key: &str, facts: &IncidentFacts) -> Value {
     if let Some(c) = &facts.commander {
         details.insert("commander".into(), json!(c));
     }
-    details.insert("incident_channel".into(), json!(format!("#{}", facts.channel_name)));
+    details.insert(
+        "incident_channel".into(),
+        json!(format!("#{}", facts.channel_name)),
+    );
     if let Some(url) = usable_url(&facts.channel_url) {
         details.insert("incident_channel_url".into(), json!(url));
     }
@@ -542,7 +570,10 @@ pub fn create_incident_body(
         "incident_key": dedup_key(facts),
         "body": {"type": "incident_body", "details": details.trim_end()},
     });
-    if let Some(ep) = escalation_policy_id.map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(ep) = escalation_policy_id
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         incident["escalation_policy"] = json!({"id": ep, "type": "escalation_policy_reference"});
     }
     json!({ "incident": incident })
@@ -551,7 +582,12 @@ pub fn create_incident_body(
 /// The REST `PUT /incidents/{id}` body that resolves an incident.
 pub fn resolve_incident_body(facts: &IncidentFacts) -> Value {
     let mut incident = json!({"type": "incident_reference", "status": "resolved"});
-    if let Some(s) = facts.resolution_summary.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(s) = facts
+        .resolution_summary
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         incident["resolution"] = json!(clamp(s, DETAILS_TEXT_MAX));
     }
     json!({ "incident": incident })
@@ -688,7 +724,10 @@ mod tests {
     #[test]
     fn rest_bodies_match_snapshot() {
         let mut f = facts();
-        insta::assert_snapshot!("rest_create", pretty(&create_incident_body("PSERVICE", Some("PPOLICY"), &f)));
+        insta::assert_snapshot!(
+            "rest_create",
+            pretty(&create_incident_body("PSERVICE", Some("PPOLICY"), &f))
+        );
         f.resolution_summary = Some("Rolled back the deploy.".into());
         insta::assert_snapshot!("rest_resolve", pretty(&resolve_incident_body(&f)));
     }
@@ -730,7 +769,9 @@ mod tests {
         let e = trigger_event(KEY, &f);
         assert!(e.get("links").is_none());
         assert!(e.get("client_url").is_none());
-        assert!(e["payload"]["custom_details"].get("postmortem_url").is_none());
+        assert!(e["payload"]["custom_details"]
+            .get("postmortem_url")
+            .is_none());
     }
 
     #[test]
@@ -738,7 +779,9 @@ mod tests {
         let mut f = facts();
         f.description = "d".repeat(DETAILS_TEXT_MAX * 3);
         let e = trigger_event(KEY, &f);
-        let d = e["payload"]["custom_details"]["description"].as_str().unwrap();
+        let d = e["payload"]["custom_details"]["description"]
+            .as_str()
+            .unwrap();
         assert_eq!(d.chars().count(), DETAILS_TEXT_MAX);
         assert!(serde_json::to_vec(&e).unwrap().len() < 512_000);
     }
@@ -755,18 +798,39 @@ mod tests {
         assert!(d.contains("already exists"));
         let echoed = format!(r#"{{"error":{{"message":"bad token {KEY}"}}}}"#);
         assert!(!error_detail(&echoed, KEY).contains(KEY));
-        assert_eq!(error_detail("<html>\n502\n</html>", KEY), "<html> 502 </html>");
+        assert_eq!(
+            error_detail("<html>\n502\n</html>", KEY),
+            "<html> 502 </html>"
+        );
         assert!(error_detail(&"x".repeat(5000), KEY).chars().count() <= 300);
     }
 
     #[test]
     fn refusals_are_classified() {
-        let dup = status_error(SERVICE, 400, None, error_detail(r#"{"error":{"message":"Invalid Input Provided","code":2001,"errors":["Open incident with matching dedup key already exists on this service"]}}"#, KEY));
+        let dup = status_error(
+            SERVICE,
+            400,
+            None,
+            error_detail(
+                r#"{"error":{"message":"Invalid Input Provided","code":2001,"errors":["Open incident with matching dedup key already exists on this service"]}}"#,
+                KEY,
+            ),
+        );
         assert!(is_duplicate_key(&dup));
         assert!(!is_already_resolved(&dup));
-        let resolved = status_error(SERVICE, 400, None, "Invalid Input Provided: Incident Already Resolved".into());
+        let resolved = status_error(
+            SERVICE,
+            400,
+            None,
+            "Invalid Input Provided: Incident Already Resolved".into(),
+        );
         assert!(is_already_resolved(&resolved));
-        assert!(!is_duplicate_key(&status_error(SERVICE, 500, None, "already exists".into())));
+        assert!(!is_duplicate_key(&status_error(
+            SERVICE,
+            500,
+            None,
+            "already exists".into()
+        )));
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub struct SlackApi {
     app_token: Secret,
     /// Key (method, or `chat.postMessage:<channel>`) -> earliest time the next call may go out.
     gates: Mutex<HashMap<String, Instant>>,
+    /// Spacing of `chat.postMessage` per channel ([`POST_SPACING`] unless tuned).
+    post_spacing: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -110,8 +112,15 @@ impl SlackApi {
             bot_token,
             app_token,
             gates: Mutex::new(HashMap::new()),
+            post_spacing: POST_SPACING,
             metrics,
         }
+    }
+
+    /// Override the per-channel message spacing (benchmarks against a time-scaled fake).
+    pub fn with_post_spacing(mut self, spacing: Duration) -> SlackApi {
+        self.post_spacing = spacing;
+        self
     }
 
     /// Call a write method with a JSON body and the bot token.
@@ -329,7 +338,7 @@ impl SlackApi {
                 } else {
                     if method == "chat.postMessage" {
                         // Reserve this channel's next slot before sending.
-                        gates.insert(key.to_string(), now + POST_SPACING);
+                        gates.insert(key.to_string(), now + self.post_spacing);
                     }
                     return;
                 }

@@ -1,0 +1,395 @@
+//! Fault injection: slow Web API, disconnects, drops, silence, connection-open failures,
+//! duplicate delivery, SIGKILL mid-workflow, 429s, 5xx bursts, a burst under rate tiers, hostile
+//! input, health and shutdown. The real binary against the fake Slack.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use incd_fakes::slack::{Fault, SlashCommand, Target, DEFAULT_USER, GENERAL_CHANNEL};
+
+fn text_of(m: &incd_fakes::slack::Message) -> String {
+    format!("{} {}", m.text, m.blocks.clone().unwrap_or_default())
+}
+
+fn incident_channels(w: &World) -> Vec<incd_fakes::slack::Channel> {
+    w.slack
+        .channels()
+        .into_iter()
+        .filter(|c| c.name.starts_with("incd-"))
+        .collect()
+}
+
+/// Wait for a fully declared incident: summary pinned, every announcement posted.
+async fn wait_declared(w: &World, channel: &str) {
+    w.until("summary pinned", || !w.slack.pins(channel).is_empty())
+        .await;
+    for b in &w.broadcast {
+        w.until("announced", || {
+            w.slack
+                .top_level_messages(b)
+                .iter()
+                .any(|m| text_of(m).contains(channel))
+        })
+        .await;
+    }
+}
+
+fn assert_one_summary(w: &World, channel: &str) {
+    let summaries = w
+        .slack
+        .top_level_messages(channel)
+        .into_iter()
+        .filter(|m| text_of(m).contains("Description"))
+        .count();
+    assert_eq!(summaries, 1, "one summary in the incident channel");
+}
+
+fn assert_exactly_once(w: &World, channel: &str) {
+    let summaries = w
+        .slack
+        .top_level_messages(channel)
+        .into_iter()
+        .filter(|m| text_of(m).contains("Description"))
+        .count();
+    assert_eq!(summaries, 1, "one summary in the incident channel");
+    for b in &w.broadcast {
+        let n = w
+            .slack
+            .top_level_messages(b)
+            .iter()
+            .filter(|m| text_of(m).contains(channel))
+            .count();
+        assert_eq!(n, 1, "one announcement in {b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_stay_fast_while_every_web_api_call_takes_two_seconds() {
+    let mut w = World::new().await;
+    let _incd = w.start(2).await;
+    w.slack.set_latency(Duration::from_secs(2));
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let d = w
+            .slack
+            .send_slash_command(SlashCommand::new("/incident", &format!("t{i}"), DEFAULT_USER, GENERAL_CHANNEL))
+            .await
+            .unwrap();
+        ids.push(d.envelope_id);
+    }
+    let mut lat = Vec::new();
+    for id in &ids {
+        lat.push(w.slack.wait_ack(id, WAIT).await.unwrap().latency);
+    }
+    lat.sort();
+    let max = *lat.last().unwrap();
+    eprintln!("ack latency with 2 s Web API: p50 {:?} max {:?}", lat[lat.len() / 2], max);
+    assert!(max < Duration::from_secs(1), "acks must not wait for the Web API: {max:?}");
+    assert!(w.slack.ack_timeouts().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_requested_and_warning_lose_no_envelope() {
+    let mut w = World::new().await;
+    let _incd = w.start(2).await;
+    let opens_before = w.slack.connection_opens().len();
+    w.slack.disconnect_all("warning");
+    w.slack.disconnect_all("refresh_requested");
+    // Keep sending while the connections are replaced.
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        if let Ok(d) = w
+            .slack
+            .send_slash_command(SlashCommand::new("/resolve-incident", &format!("{i}"), DEFAULT_USER, GENERAL_CHANNEL))
+            .await
+        {
+            ids.push(d.envelope_id);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in &ids {
+        let ack = w.slack.wait_ack(id, WAIT).await.unwrap();
+        assert!(!ack.late);
+    }
+    assert!(ids.len() >= 25, "the fake always had a live connection to deliver to");
+    w.slack.wait_for_connections(2, WAIT).await.unwrap();
+    assert!(w.slack.connection_opens().len() >= opens_before + 2, "replacements opened");
+    assert!(w.slack.ack_timeouts().is_empty(), "{:?}", w.slack.ack_timeouts());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abrupt_drop_reconnects_within_seconds() {
+    let mut w = World::new().await;
+    let _incd = w.start(2).await;
+    let t0 = Instant::now();
+    let opens = w.slack.connection_opens().len();
+    let old: Vec<usize> = w.slack.live_connections().iter().map(|c| c.idx).collect();
+    w.slack.drop_all();
+    until("two new connections", Duration::from_secs(5), &mut || {
+        w.slack.connection_opens().len() >= opens + 2
+            && w
+                .slack
+                .live_connections()
+                .iter()
+                .filter(|c| !old.contains(&c.idx))
+                .count()
+                == 2
+    })
+    .await;
+    eprintln!("reconnected in {:?}", t0.elapsed());
+    let ch = w.declare(DEFAULT_USER, "After the drop", "sev3").await;
+    wait_declared(&w, &ch.id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_open_failures_back_off_and_recover() {
+    let mut w = World::new().await;
+    w.set_env("INCD_SOCKET_CONNECTIONS", "1");
+    for f in [Fault::Status(500), Fault::Error("internal_error".into()), Fault::Status(503)] {
+        w.slack.inject_connections_open_fault(f);
+    }
+    let incd = w.spawn();
+    w.slack.wait_for_connections(1, Duration::from_secs(20)).await.unwrap_or_else(|e| panic!("{e:?}\n{}", incd.log_text()));
+    let opens = w.slack.calls_to("apps.connections.open");
+    assert!(opens.len() >= 4);
+    let gaps: Vec<Duration> = opens.windows(2).map(|p| p[1].at - p[0].at).collect();
+    eprintln!("connections.open gaps: {gaps:?}");
+    assert!(gaps[1] > gaps[0], "backoff grows: {gaps:?}");
+    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(300)), "no hammering: {gaps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_noticed_and_replaced() {
+    let mut w = World::new().await;
+    w.set_env("INCD_SOCKET_CONNECTIONS", "1");
+    w.set_env("INCD_SOCKET_PING_MS", "200");
+    w.set_env("INCD_SOCKET_SILENCE_MS", "1000");
+    let _incd = w.start(1).await;
+    let idx = w.slack.live_connections()[0].idx;
+    let opens = w.slack.connection_opens().len();
+    w.slack.go_silent_connection(idx);
+    w.until("replacement opened", || {
+        w.slack.connection_opens().len() > opens
+            && w.slack.live_connections().iter().any(|c| c.idx != idx)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_delivery_on_two_connections_makes_one_incident() {
+    let mut w = World::new().await;
+    let _incd = w.start(2).await;
+    let view = w.open_declare_form(DEFAULT_USER, GENERAL_CHANNEL, "").await;
+    w.slack.set_default_target(Target::TwoConnections);
+    let d = w
+        .slack
+        .submit_view_with(&view.id, DEFAULT_USER, &[("title", "Double delivery"), ("severity", "sev2")])
+        .await
+        .unwrap();
+    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    // And Slack's own retry under a new envelope id, on one connection twice.
+    w.slack.set_default_target(Target::TwiceOnOne);
+    let r = w.slack.redeliver(&d, "timeout", Target::TwiceOnOne).await.unwrap();
+    w.slack.wait_ack(&r.envelope_id, WAIT).await.unwrap();
+    let ch = w.wait_new_incident_channel(&[]).await;
+    wait_declared(&w, &ch.id).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(incident_channels(&w).len(), 1);
+    assert_eq!(w.slack.calls_to("conversations.create").len(), 1);
+    assert_exactly_once(&w, &ch.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_slack_created_the_channel_resumes_without_duplicates() {
+    let mut w = World::new().await;
+    let mut incd = w.start(1).await;
+    // Slack creates the channel, then the answer never comes: the worst moment to die.
+    w.slack.inject_fault("conversations.create", Fault::ApplyThenHang);
+    let view = w.open_declare_form(DEFAULT_USER, GENERAL_CHANNEL, "").await;
+    let d = w
+        .slack
+        .submit_view_with(&view.id, DEFAULT_USER, &[("title", "Killed mid-create"), ("severity", "sev1")])
+        .await
+        .unwrap();
+    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    let ch = w.wait_new_incident_channel(&[]).await;
+    incd.kill9();
+
+    let _incd2 = w.start(1).await;
+    wait_declared(&w, &ch.id).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(incident_channels(&w).len(), 1, "no second channel");
+    assert_exactly_once(&w, &ch.id);
+    w.until("members", || w.slack.members(&ch.id).iter().any(|m| m == DEFAULT_USER)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_slack_posted_the_summary_does_not_post_it_twice() {
+    let mut w = World::new().await;
+    w.set_env("INCD_BROADCAST_CHANNELS", "");
+    let mut incd = w.start(1).await;
+    w.slack.inject_fault("chat.postMessage", Fault::ApplyThenHang);
+    let view = w.open_declare_form(DEFAULT_USER, GENERAL_CHANNEL, "").await;
+    let d = w
+        .slack
+        .submit_view_with(&view.id, DEFAULT_USER, &[("title", "Killed mid-post"), ("severity", "sev2")])
+        .await
+        .unwrap();
+    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    let ch = w.wait_new_incident_channel(&[]).await;
+    w.until("summary posted", || !w.slack.top_level_messages(&ch.id).is_empty()).await;
+    incd.kill9();
+
+    let _incd2 = w.start(1).await;
+    w.until("summary pinned", || !w.slack.pins(&ch.id).is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_one_summary(&w, &ch.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_server_errors_are_retried_never_before_retry_after() {
+    let mut w = World::new().await;
+    let _incd = w.start(1).await;
+    w.slack.inject_faults(
+        "conversations.create",
+        [Fault::RateLimited { retry_after_secs: 1 }, Fault::RateLimited { retry_after_secs: 1 }],
+    );
+    w.slack
+        .inject_faults("chat.postMessage", [Fault::Status(500), Fault::Status(503)]);
+    let t0 = Instant::now();
+    let ch = w.declare(DEFAULT_USER, "Throttled", "sev3").await;
+    wait_declared(&w, &ch.id).await;
+    assert!(t0.elapsed() >= Duration::from_secs(2), "waited for both Retry-Afters");
+    assert!(w.slack.early_retries().is_empty(), "{:?}", w.slack.early_retries());
+    assert_eq!(incident_channels(&w).len(), 1);
+    w.slack.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_thirty_declarations_completes_under_rate_tiers() {
+    let mut w = World::new().await;
+    w.set_env("INCD_BROADCAST_CHANNELS", &w.broadcast[0].clone());
+    w.set_env("INCD_SLACK_POST_SPACING_MS", "100");
+    let _incd = w.start(2).await;
+    // Tier windows 10x shorter than Slack's (a Tier 2 minute lasts 6 s); 1 msg/s/channel scaled.
+    w.slack.enforce_rate_limits(10.0);
+    // Thirty people declare within seconds; each submit returns at once while the
+    // declarations run concurrently.
+    for i in 0..30 {
+        let v = w
+            .open_declare_form(DEFAULT_USER, GENERAL_CHANNEL, &format!("burst {i}"))
+            .await;
+        let d = w
+            .slack
+            .submit_view_with(&v.id, DEFAULT_USER, &[("severity", "sev4")])
+            .await
+            .unwrap();
+        w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    }
+    let b = w.broadcast[0].clone();
+    until("30 announcements", Duration::from_secs(120), &mut || {
+        w.slack.top_level_messages(&b).len() >= 30
+    })
+    .await;
+    until("30 pinned summaries", Duration::from_secs(60), &mut || {
+        incident_channels(&w).iter().filter(|c| !w.slack.pins(&c.id).is_empty()).count() == 30
+    })
+    .await;
+    assert_eq!(incident_channels(&w).len(), 30, "nothing dropped, nothing doubled");
+    assert_eq!(w.slack.top_level_messages(&b).len(), 30);
+    assert!(w.slack.early_retries().is_empty(), "{:?}", w.slack.early_retries());
+    eprintln!("429s answered: {}", w.slack.rate_limited().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_never_becomes_a_mention_link_or_oversized_request() {
+    let mut w = World::new().await;
+    let _incd = w.start(1).await;
+    let title = "<!channel> <!here> <@U0BOB> <https://evil.example|click> & 🔥 שלום";
+    let description = format!("{} ünïcödé", "<!everyone> <#C0GENERAL> ".repeat(110));
+    let view = w.open_declare_form(DEFAULT_USER, GENERAL_CHANNEL, title).await;
+    let d = w
+        .slack
+        .submit_view_with(
+            &view.id,
+            DEFAULT_USER,
+            &[("title", title), ("description", &description[..description.len().min(2990)]), ("severity", "sev1")],
+        )
+        .await
+        .unwrap();
+    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    let ch = w.wait_new_incident_channel(&[]).await;
+    wait_declared(&w, &ch.id).await;
+    let mut all = Vec::new();
+    for c in w.slack.channels() {
+        for m in w.slack.messages(&c.id) {
+            all.push(text_of(&m));
+        }
+    }
+    all.push(w.slack.topic(&ch.id));
+    for t in &all {
+        for bad in ["<!channel>", "<!here>", "<!everyone>", "<@U0BOB>", "<https://evil.example", "<#C0GENERAL>"] {
+            assert!(!t.contains(bad), "raw {bad} reached Slack: {t}");
+        }
+    }
+    assert!(all.iter().any(|t| t.contains("🔥") && t.contains("שלום")), "unicode survives");
+    w.slack.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_follows_the_connection_state() {
+    let mut w = World::new().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    w.set_env("INCD_HTTP_ADDR", format!("127.0.0.1:{port}"));
+    w.set_env("INCD_SOCKET_CONNECTIONS", "1");
+    let _incd = w.start(1).await;
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let http = reqwest::Client::new();
+    let status = || async { http.get(&url).send().await.map(|r| r.status().as_u16()).unwrap_or(0) };
+    let deadline = Instant::now() + WAIT;
+    while status().await != 200 {
+        assert!(Instant::now() < deadline, "never healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Slack goes away: the socket drops and reconnecting fails for a while.
+    for _ in 0..6 {
+        w.slack.inject_connections_open_fault(Fault::Status(503));
+    }
+    w.slack.drop_all();
+    let deadline = Instant::now() + WAIT;
+    while status().await != 503 {
+        assert!(Instant::now() < deadline, "never unhealthy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status().await != 200 {
+        assert!(Instant::now() < deadline, "never healthy again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("incd_socket_connections 1"));
+    assert!(metrics.contains("incd_socket_connection_opens_total"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_a_restart_serves_again() {
+    let mut w = World::new().await;
+    let mut incd = w.start(2).await;
+    let code = incd.terminate(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "clean exit\n{}", incd.log_text());
+    let _incd = w.start(2).await;
+    let ch = w.declare(DEFAULT_USER, "After restart", "sev4").await;
+    wait_declared(&w, &ch.id).await;
+}
