@@ -75,7 +75,10 @@ impl App {
             .pagerduty
             .clone()
             .map(|p| Pager::new(http.clone(), p));
-        let notion = settings.notion.clone().map(|n| Notion::new(http.clone(), n));
+        let notion = settings
+            .notion
+            .clone()
+            .map(|n| Notion::new(http.clone(), n));
         Ok(Arc::new(App {
             settings,
             store,
@@ -156,7 +159,10 @@ impl App {
         self.spawn_tracked(
             async move {
                 if let Err(e) = crate::workflow::declare::run(app, id).await {
-                    tracing::error!(error = format!("{e:#}"), "declare workflow failed; it resumes on restart");
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "declare workflow failed; it resumes on restart"
+                    );
                 }
             }
             .instrument(span),
@@ -170,7 +176,10 @@ impl App {
         self.spawn_tracked(
             async move {
                 if let Err(e) = crate::workflow::resolve::run(app, id).await {
-                    tracing::error!(error = format!("{e:#}"), "resolve workflow failed; it resumes on restart");
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "resolve workflow failed; it resumes on restart"
+                    );
                 }
             }
             .instrument(span),
@@ -224,16 +233,28 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             if let Some(u) = body["user_id"].as_str() {
                 let _ = app.bot_user.set(u.to_string());
             }
-            tracing::info!(team = body["team"].as_str().unwrap_or(""), bot = body["user"].as_str().unwrap_or(""), "bot token accepted");
+            tracing::info!(
+                team = body["team"].as_str().unwrap_or(""),
+                bot = body["user"].as_str().unwrap_or(""),
+                "bot token accepted"
+            );
         }
         Err(e) if e.code().is_some() => {
             anyhow::bail!("Slack refused SLACK_BOT_TOKEN ({e}); check the Bot User OAuth Token (xoxb-) of the app, or run `incd doctor`")
         }
-        Err(e) => tracing::warn!(error = %e, "could not reach Slack to check the bot token; continuing"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not reach Slack to check the bot token; continuing")
+        }
     }
 
     let a = app.clone();
     app.spawn_tracked(async move { ensure_broadcast_membership(&a).await });
+    let a = app.clone();
+    app.spawn_tracked(async move {
+        if let Some(notion) = &a.notion {
+            notion.warm_up().await;
+        }
+    });
 
     let resumed = crate::workflow::resume_all(&app)?;
     if resumed > 0 {
@@ -257,14 +278,11 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     ));
     let socket_task = tokio::spawn(socket.run(sock_rx));
 
-    let http_task = match app.settings.http_addr {
-        Some(addr) => Some(tokio::spawn(crate::http::serve(
+    let http_task = app.settings.http_addr.map(|addr| tokio::spawn(crate::http::serve(
             app.clone(),
             addr,
             shutdown.clone(),
-        ))),
-        None => None,
-    };
+        )));
 
     let _ = shutdown.wait_for(|s| *s).await;
     tracing::info!("shutting down: no new work is taken; finishing steps in flight");
@@ -306,11 +324,16 @@ async fn ensure_broadcast_membership(app: &App) {
         }
         match app
             .slack
-            .call("conversations.join", serde_json::json!({"channel": channel}))
+            .call(
+                "conversations.join",
+                serde_json::json!({"channel": channel}),
+            )
             .await
         {
             Ok(_) => tracing::info!(channel = %channel, "joined broadcast channel"),
-            Err(e) => tracing::error!(channel = %channel, error = %e, "could not join broadcast channel: invite the bot with /invite @incd"),
+            Err(e) => {
+                tracing::error!(channel = %channel, error = %e, "could not join broadcast channel: invite the bot with /invite @incd")
+            }
         }
     }
 }

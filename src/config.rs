@@ -137,7 +137,11 @@ pub fn default_severities() -> Vec<SeverityLevel> {
     };
     vec![
         level(1, "Critical: customers cannot use the product", "critical"),
-        level(2, "Major: a core feature is broken or degraded for many", "error"),
+        level(
+            2,
+            "Major: a core feature is broken or degraded for many",
+            "error",
+        ),
         level(3, "Minor: partial degradation with a workaround", "warning"),
         level(4, "Low: little customer impact, needs follow-up", "info"),
     ]
@@ -380,7 +384,9 @@ fn is_slack_id(id: &str, prefixes: &[char]) -> bool {
     id.len() >= 2
         && id.len() <= 32
         && prefixes.iter().any(|p| id.starts_with(*p))
-        && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 fn build(
@@ -391,13 +397,20 @@ fn build(
     let mut problems = Vec::new();
 
     // Slack
-    let bot_token = non_empty(env, "SLACK_BOT_TOKEN").unwrap_or_default().to_string();
+    let bot_token = non_empty(env, "SLACK_BOT_TOKEN")
+        .unwrap_or_default()
+        .to_string();
     if bot_token.is_empty() {
-        problems.push("SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...)".into());
+        problems.push(
+            "SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...)"
+                .into(),
+        );
     } else if !bot_token.starts_with("xoxb-") {
         problems.push("SLACK_BOT_TOKEN must be a bot token starting with xoxb-".into());
     }
-    let app_token = non_empty(env, "SLACK_APP_TOKEN").unwrap_or_default().to_string();
+    let app_token = non_empty(env, "SLACK_APP_TOKEN")
+        .unwrap_or_default()
+        .to_string();
     if app_token.is_empty() {
         problems.push("SLACK_APP_TOKEN is missing: set it to an app-level token (xapp-...) with connections:write".into());
     } else if !app_token.starts_with("xapp-") {
@@ -466,10 +479,13 @@ fn build(
         file.severity
     };
     validate_severities(&severities, &mut problems);
-    let default_severity = file
-        .incidents
-        .default_severity
-        .unwrap_or_else(|| severities.get(2).or(severities.last()).map(|s| s.id.clone()).unwrap_or_default());
+    let default_severity = file.incidents.default_severity.unwrap_or_else(|| {
+        severities
+            .get(2)
+            .or(severities.last())
+            .map(|s| s.id.clone())
+            .unwrap_or_default()
+    });
     if !severities.iter().any(|s| s.id == default_severity) {
         problems.push(format!(
             "incidents.default_severity: '{default_severity}' is not one of the [[severity]] ids"
@@ -528,7 +544,9 @@ fn build(
     if let Some(v) = non_empty(env, "INCD_RETRY_GIVE_UP_SECS") {
         match v.parse::<u64>() {
             Ok(s) => retry.give_up_after = Duration::from_secs(s),
-            Err(_) => problems.push("INCD_RETRY_GIVE_UP_SECS must be a whole number of seconds".into()),
+            Err(_) => {
+                problems.push("INCD_RETRY_GIVE_UP_SECS must be a whole number of seconds".into())
+            }
         }
     }
 
@@ -569,7 +587,9 @@ fn validate_severities(levels: &[SeverityLevel], problems: &mut Vec<String>) {
     for l in levels {
         let id_ok = !l.id.is_empty()
             && l.id.len() <= 32
-            && l.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && l.id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !id_ok {
             problems.push(format!(
                 "[[severity]] id '{}': use 1-32 letters, digits, '-' or '_'",
@@ -580,7 +600,10 @@ fn validate_severities(levels: &[SeverityLevel], problems: &mut Vec<String>) {
             problems.push(format!("[[severity]] id '{}' is used twice", l.id));
         }
         if l.label.trim().is_empty() || l.label.chars().count() > 20 {
-            problems.push(format!("[[severity]] '{}': label must be 1-20 characters", l.id));
+            problems.push(format!(
+                "[[severity]] '{}': label must be 1-20 characters",
+                l.id
+            ));
         }
         if l.description.chars().count() > 60 {
             problems.push(format!(
@@ -708,11 +731,16 @@ fn build_notion(
         (Some(db), None) => NotionParent::Database(db),
         (None, Some(p)) => NotionParent::Page(p),
         (Some(_), Some(_)) => {
-            problems.push("NOTION_DATABASE_ID and NOTION_PARENT_PAGE_ID are both set: choose one".into());
+            problems.push(
+                "NOTION_DATABASE_ID and NOTION_PARENT_PAGE_ID are both set: choose one".into(),
+            );
             return None;
         }
         (None, None) => {
-            problems.push("NOTION_TOKEN is set but neither NOTION_DATABASE_ID nor NOTION_PARENT_PAGE_ID is".into());
+            problems.push(
+                "NOTION_TOKEN is set but neither NOTION_DATABASE_ID nor NOTION_PARENT_PAGE_ID is"
+                    .into(),
+            );
             return None;
         }
     };
@@ -809,7 +837,12 @@ mod tests {
         e.push(("NOTION_DATABASE_ID", "db1"));
         let s = load(&e).unwrap();
         let dbg = format!("{s:?}");
-        for secret in ["xoxb-1-2-3", "xapp-1-2-3", "abcdefabcdefabcdefabcdefabcdef12", "ntn_supersecret"] {
+        for secret in [
+            "xoxb-1-2-3",
+            "xapp-1-2-3",
+            "abcdefabcdefabcdefabcdefabcdef12",
+            "ntn_supersecret",
+        ] {
             assert!(!dbg.contains(secret), "secret leaked in Debug");
         }
     }

@@ -41,7 +41,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Check>> {
     }
     match &settings.notion {
         Some(n) => checks.extend(Notion::new(http.clone(), n.clone()).check().await),
-        None => checks.push(Check::pass("Notion", "not configured (post-mortems are off)")),
+        None => checks.push(Check::pass(
+            "Notion",
+            "not configured (post-mortems are off)",
+        )),
     }
     Ok(checks)
 }

@@ -41,7 +41,11 @@ async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let writable = app.store.is_writable();
     let body = format!(
         "{{\"socket_connections\":{live},\"store_writable\":{writable},\"status\":\"{}\"}}\n",
-        if live > 0 && writable { "ok" } else { "unhealthy" }
+        if live > 0 && writable {
+            "ok"
+        } else {
+            "unhealthy"
+        }
     );
     let status = if live > 0 && writable {
         StatusCode::OK

@@ -10,7 +10,11 @@ use tracing_subscriber::EnvFilter;
 use incd::config::Settings;
 
 #[derive(Parser)]
-#[command(name = "incd", version, about = "Self-hosted Slack incident manager (Socket Mode)")]
+#[command(
+    name = "incd",
+    version,
+    about = "Self-hosted Slack incident manager (Socket Mode)"
+)]
 struct Cli {
     /// Config file (TOML). Default: $INCD_CONFIG, else config/incd.toml when it exists.
     #[arg(long, global = true)]
@@ -80,7 +84,10 @@ fn main() -> ExitCode {
     match command {
         Command::Manifest => unreachable!(),
         Command::CheckConfig => {
-            println!("configuration is valid ({})", settings.integrations_summary());
+            println!(
+                "configuration is valid ({})",
+                settings.integrations_summary()
+            );
             ExitCode::SUCCESS
         }
         Command::Doctor => runtime.block_on(async {

@@ -56,7 +56,9 @@ impl Metrics {
 
     fn observe(&self, name: &'static str, labels: Labels, d: Duration) {
         let mut h = self.histograms.lock().unwrap_or_else(|p| p.into_inner());
-        h.entry((name, labels)).or_default().observe(d.as_secs_f64());
+        h.entry((name, labels))
+            .or_default()
+            .observe(d.as_secs_f64());
     }
 
     /// An envelope arrived (`kind` is the envelope type).
@@ -93,7 +95,10 @@ impl Metrics {
     pub fn retry(&self, service: &str, reason: &str) {
         self.inc(
             "incd_retries_total",
-            vec![("service", service.to_string()), ("reason", reason.to_string())],
+            vec![
+                ("service", service.to_string()),
+                ("reason", reason.to_string()),
+            ],
         );
     }
 
@@ -121,7 +126,11 @@ impl Metrics {
             "incd_socket_connection_opens_total {}",
             self.connection_opens.load(Ordering::Relaxed)
         );
-        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut last = "";
         for ((name, labels), v) in &counters {
             if *name != last {
@@ -130,7 +139,11 @@ impl Metrics {
             }
             let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
         }
-        let hists = self.histograms.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let hists = self
+            .histograms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         last = "";
         for ((name, labels), h) in &hists {
             if *name != last {
@@ -183,14 +196,18 @@ mod tests {
         m.envelope("slash_commands");
         m.envelope("slash_commands");
         m.ack(Duration::from_micros(800));
-        m.external_call("slack", "chat.postMessage", Duration::from_millis(30), false);
+        m.external_call(
+            "slack",
+            "chat.postMessage",
+            Duration::from_millis(30),
+            false,
+        );
         let text = m.render();
         assert!(text.contains("incd_envelopes_total{type=\"slash_commands\"} 2"));
         assert!(text.contains("incd_ack_latency_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("incd_ack_latency_seconds_count 1"));
-        assert!(text.contains(
-            "incd_external_errors_total{service=\"slack\",op=\"chat.postMessage\"} 1"
-        ));
+        assert!(text
+            .contains("incd_external_errors_total{service=\"slack\",op=\"chat.postMessage\"} 1"));
         assert!(text.contains("incd_socket_connections 0"));
     }
 }

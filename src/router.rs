@@ -85,7 +85,9 @@ fn on_command(app: &Arc<App>, p: &Value) -> Option<Value> {
     let response_url = s(p, &["response_url"]).unwrap_or_default().to_string();
     tracing::info!(command, user = %user, channel = %channel, "slash command");
     if app.is_shutting_down() {
-        return Some(json!({"response_type": "ephemeral", "text": "incd is restarting; please run the command again in a few seconds."}));
+        return Some(
+            json!({"response_type": "ephemeral", "text": "incd is restarting; please run the command again in a few seconds."}),
+        );
     }
     match command {
         DECLARE_COMMAND => {
@@ -139,7 +141,11 @@ fn open_modal(app: &Arc<App>, trigger: String, view: Value, response_url: String
                 Some("expired_trigger_id") => "Slack's 3-second window passed".to_string(),
                 _ => e.human(),
             };
-            if let Err(e) = a.slack.respond(&response_url, &messages::modal_failed(&reason)).await {
+            if let Err(e) = a
+                .slack
+                .respond(&response_url, &messages::modal_failed(&reason))
+                .await
+            {
                 tracing::warn!(error = %e, "could not tell the person either");
             }
         }
@@ -194,8 +200,14 @@ fn on_declare_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
     let meta: Value = s(p, &["view", "private_metadata"])
         .and_then(|m| serde_json::from_str(m).ok())
         .unwrap_or(Value::Null);
-    let origin = meta["c"].as_str().filter(|c| !c.is_empty()).map(String::from);
-    let response_url = meta["r"].as_str().filter(|c| !c.is_empty()).map(String::from);
+    let origin = meta["c"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .map(String::from);
+    let response_url = meta["r"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .map(String::from);
     let now = Utc::now();
     let date = now.with_timezone(&settings.timezone).date_naive();
     for _ in 0..5 {
@@ -234,11 +246,15 @@ fn on_declare_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
             Ok(Recorded::NameTaken) => continue,
             Err(e) => {
                 tracing::error!(error = %e, "could not record the incident");
-                return Some(json!({"response_action": "errors", "errors": {TITLE_BLOCK: "incd could not save the incident (storage error). Nothing was created; please submit again."}}));
+                return Some(
+                    json!({"response_action": "errors", "errors": {TITLE_BLOCK: "incd could not save the incident (storage error). Nothing was created; please submit again."}}),
+                );
             }
         }
     }
-    Some(json!({"response_action": "errors", "errors": {TITLE_BLOCK: "incd found no unused incident name for today. Add words to the word lists, then submit again."}}))
+    Some(
+        json!({"response_action": "errors", "errors": {TITLE_BLOCK: "incd found no unused incident name for today. Add words to the word lists, then submit again."}}),
+    )
 }
 
 fn on_resolve_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
@@ -258,7 +274,10 @@ fn on_resolve_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
     } else {
         key.to_string()
     };
-    match app.store.record_resolution(id, &key, user, summary, Utc::now()) {
+    match app
+        .store
+        .record_resolution(id, &key, user, summary, Utc::now())
+    {
         Ok(ResolveRecorded::Started) => {
             app.spawn_resolve(id);
             None
@@ -268,7 +287,9 @@ fn on_resolve_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
         Ok(ResolveRecorded::NotFound) => None,
         Err(e) => {
             tracing::error!(error = %e, "could not record the resolution");
-            Some(json!({"response_action": "errors", "errors": {SUMMARY_BLOCK: "incd could not save the resolution (storage error). Nothing changed; please submit again."}}))
+            Some(
+                json!({"response_action": "errors", "errors": {SUMMARY_BLOCK: "incd could not save the resolution (storage error). Nothing changed; please submit again."}}),
+            )
         }
     }
 }

@@ -66,7 +66,10 @@ fn every_method_the_code_calls_is_in_the_scope_table() {
     assert!(called.contains("conversations.create") && called.contains("chat.postMessage"));
     let table: BTreeSet<String> = METHODS.iter().map(|(m, _)| m.to_string()).collect();
     for m in &called {
-        assert!(table.contains(m), "{m} is called but missing from manifest::METHODS");
+        assert!(
+            table.contains(m),
+            "{m} is called but missing from manifest::METHODS"
+        );
     }
 }
 
@@ -108,7 +111,10 @@ fn the_manifest_requests_no_scope_the_code_does_not_use() {
         .collect();
     assert_eq!(scopes, used);
     assert_eq!(m["settings"]["socket_mode_enabled"].as_bool(), Some(true));
-    assert_eq!(m["settings"]["interactivity"]["is_enabled"].as_bool(), Some(true));
+    assert_eq!(
+        m["settings"]["interactivity"]["is_enabled"].as_bool(),
+        Some(true)
+    );
     let commands: Vec<&str> = m["features"]["slash_commands"]
         .as_vec()
         .unwrap()

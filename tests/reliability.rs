@@ -74,7 +74,12 @@ async fn acks_stay_fast_while_every_web_api_call_takes_two_seconds() {
     for i in 0..20 {
         let d = w
             .slack
-            .send_slash_command(SlashCommand::new("/incident", &format!("t{i}"), DEFAULT_USER, GENERAL_CHANNEL))
+            .send_slash_command(SlashCommand::new(
+                "/incident",
+                &format!("t{i}"),
+                DEFAULT_USER,
+                GENERAL_CHANNEL,
+            ))
             .await
             .unwrap();
         ids.push(d.envelope_id);
@@ -85,8 +90,15 @@ async fn acks_stay_fast_while_every_web_api_call_takes_two_seconds() {
     }
     lat.sort();
     let max = *lat.last().unwrap();
-    eprintln!("ack latency with 2 s Web API: p50 {:?} max {:?}", lat[lat.len() / 2], max);
-    assert!(max < Duration::from_secs(1), "acks must not wait for the Web API: {max:?}");
+    eprintln!(
+        "ack latency with 2 s Web API: p50 {:?} max {:?}",
+        lat[lat.len() / 2],
+        max
+    );
+    assert!(
+        max < Duration::from_secs(1),
+        "acks must not wait for the Web API: {max:?}"
+    );
     assert!(w.slack.ack_timeouts().is_empty());
 }
 
@@ -102,7 +114,12 @@ async fn refresh_requested_and_warning_lose_no_envelope() {
     for i in 0..30 {
         if let Ok(d) = w
             .slack
-            .send_slash_command(SlashCommand::new("/resolve-incident", &format!("{i}"), DEFAULT_USER, GENERAL_CHANNEL))
+            .send_slash_command(SlashCommand::new(
+                "/resolve-incident",
+                &format!("{i}"),
+                DEFAULT_USER,
+                GENERAL_CHANNEL,
+            ))
             .await
         {
             ids.push(d.envelope_id);
@@ -113,10 +130,20 @@ async fn refresh_requested_and_warning_lose_no_envelope() {
         let ack = w.slack.wait_ack(id, WAIT).await.unwrap();
         assert!(!ack.late);
     }
-    assert!(ids.len() >= 25, "the fake always had a live connection to deliver to");
+    assert!(
+        ids.len() >= 25,
+        "the fake always had a live connection to deliver to"
+    );
     w.slack.wait_for_connections(2, WAIT).await.unwrap();
-    assert!(w.slack.connection_opens().len() >= opens_before + 2, "replacements opened");
-    assert!(w.slack.ack_timeouts().is_empty(), "{:?}", w.slack.ack_timeouts());
+    assert!(
+        w.slack.connection_opens().len() >= opens_before + 2,
+        "replacements opened"
+    );
+    assert!(
+        w.slack.ack_timeouts().is_empty(),
+        "{:?}",
+        w.slack.ack_timeouts()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,8 +156,7 @@ async fn an_abrupt_drop_reconnects_within_seconds() {
     w.slack.drop_all();
     until("two new connections", Duration::from_secs(5), &mut || {
         w.slack.connection_opens().len() >= opens + 2
-            && w
-                .slack
+            && w.slack
                 .live_connections()
                 .iter()
                 .filter(|c| !old.contains(&c.idx))
@@ -147,17 +173,27 @@ async fn an_abrupt_drop_reconnects_within_seconds() {
 async fn connection_open_failures_back_off_and_recover() {
     let mut w = World::new().await;
     w.set_env("INCD_SOCKET_CONNECTIONS", "1");
-    for f in [Fault::Status(500), Fault::Error("internal_error".into()), Fault::Status(503)] {
+    for f in [
+        Fault::Status(500),
+        Fault::Error("internal_error".into()),
+        Fault::Status(503),
+    ] {
         w.slack.inject_connections_open_fault(f);
     }
     let incd = w.spawn();
-    w.slack.wait_for_connections(1, Duration::from_secs(20)).await.unwrap_or_else(|e| panic!("{e:?}\n{}", incd.log_text()));
+    w.slack
+        .wait_for_connections(1, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", incd.log_text()));
     let opens = w.slack.calls_to("apps.connections.open");
     assert!(opens.len() >= 4);
     let gaps: Vec<Duration> = opens.windows(2).map(|p| p[1].at - p[0].at).collect();
     eprintln!("connections.open gaps: {gaps:?}");
     assert!(gaps[1] > gaps[0], "backoff grows: {gaps:?}");
-    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(300)), "no hammering: {gaps:?}");
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(300)),
+        "no hammering: {gaps:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,13 +221,21 @@ async fn duplicate_delivery_on_two_connections_makes_one_incident() {
     w.slack.set_default_target(Target::TwoConnections);
     let d = w
         .slack
-        .submit_view_with(&view.id, DEFAULT_USER, &[("title", "Double delivery"), ("severity", "sev2")])
+        .submit_view_with(
+            &view.id,
+            DEFAULT_USER,
+            &[("title", "Double delivery"), ("severity", "sev2")],
+        )
         .await
         .unwrap();
     w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
     // And Slack's own retry under a new envelope id, on one connection twice.
     w.slack.set_default_target(Target::TwiceOnOne);
-    let r = w.slack.redeliver(&d, "timeout", Target::TwiceOnOne).await.unwrap();
+    let r = w
+        .slack
+        .redeliver(&d, "timeout", Target::TwiceOnOne)
+        .await
+        .unwrap();
     w.slack.wait_ack(&r.envelope_id, WAIT).await.unwrap();
     let ch = w.wait_new_incident_channel(&[]).await;
     wait_declared(&w, &ch.id).await;
@@ -206,11 +250,16 @@ async fn sigkill_after_slack_created_the_channel_resumes_without_duplicates() {
     let mut w = World::new().await;
     let mut incd = w.start(1).await;
     // Slack creates the channel, then the answer never comes: the worst moment to die.
-    w.slack.inject_fault("conversations.create", Fault::ApplyThenHang);
+    w.slack
+        .inject_fault("conversations.create", Fault::ApplyThenHang);
     let view = w.open_declare_form(DEFAULT_USER, GENERAL_CHANNEL, "").await;
     let d = w
         .slack
-        .submit_view_with(&view.id, DEFAULT_USER, &[("title", "Killed mid-create"), ("severity", "sev1")])
+        .submit_view_with(
+            &view.id,
+            DEFAULT_USER,
+            &[("title", "Killed mid-create"), ("severity", "sev1")],
+        )
         .await
         .unwrap();
     w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
@@ -222,7 +271,10 @@ async fn sigkill_after_slack_created_the_channel_resumes_without_duplicates() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(incident_channels(&w).len(), 1, "no second channel");
     assert_exactly_once(&w, &ch.id);
-    w.until("members", || w.slack.members(&ch.id).iter().any(|m| m == DEFAULT_USER)).await;
+    w.until("members", || {
+        w.slack.members(&ch.id).iter().any(|m| m == DEFAULT_USER)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,20 +282,29 @@ async fn sigkill_after_slack_posted_the_summary_does_not_post_it_twice() {
     let mut w = World::new().await;
     w.set_env("INCD_BROADCAST_CHANNELS", "");
     let mut incd = w.start(1).await;
-    w.slack.inject_fault("chat.postMessage", Fault::ApplyThenHang);
+    w.slack
+        .inject_fault("chat.postMessage", Fault::ApplyThenHang);
     let view = w.open_declare_form(DEFAULT_USER, GENERAL_CHANNEL, "").await;
     let d = w
         .slack
-        .submit_view_with(&view.id, DEFAULT_USER, &[("title", "Killed mid-post"), ("severity", "sev2")])
+        .submit_view_with(
+            &view.id,
+            DEFAULT_USER,
+            &[("title", "Killed mid-post"), ("severity", "sev2")],
+        )
         .await
         .unwrap();
     w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
     let ch = w.wait_new_incident_channel(&[]).await;
-    w.until("summary posted", || !w.slack.top_level_messages(&ch.id).is_empty()).await;
+    w.until("summary posted", || {
+        !w.slack.top_level_messages(&ch.id).is_empty()
+    })
+    .await;
     incd.kill9();
 
     let _incd2 = w.start(1).await;
-    w.until("summary pinned", || !w.slack.pins(&ch.id).is_empty()).await;
+    w.until("summary pinned", || !w.slack.pins(&ch.id).is_empty())
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_one_summary(&w, &ch.id);
 }
@@ -254,15 +315,29 @@ async fn rate_limits_and_server_errors_are_retried_never_before_retry_after() {
     let _incd = w.start(1).await;
     w.slack.inject_faults(
         "conversations.create",
-        [Fault::RateLimited { retry_after_secs: 1 }, Fault::RateLimited { retry_after_secs: 1 }],
+        [
+            Fault::RateLimited {
+                retry_after_secs: 1,
+            },
+            Fault::RateLimited {
+                retry_after_secs: 1,
+            },
+        ],
     );
     w.slack
         .inject_faults("chat.postMessage", [Fault::Status(500), Fault::Status(503)]);
     let t0 = Instant::now();
     let ch = w.declare(DEFAULT_USER, "Throttled", "sev3").await;
     wait_declared(&w, &ch.id).await;
-    assert!(t0.elapsed() >= Duration::from_secs(2), "waited for both Retry-Afters");
-    assert!(w.slack.early_retries().is_empty(), "{:?}", w.slack.early_retries());
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "waited for both Retry-Afters"
+    );
+    assert!(
+        w.slack.early_retries().is_empty(),
+        "{:?}",
+        w.slack.early_retries()
+    );
     assert_eq!(incident_channels(&w).len(), 1);
     w.slack.assert_no_violations();
 }
@@ -270,7 +345,7 @@ async fn rate_limits_and_server_errors_are_retried_never_before_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_thirty_declarations_completes_under_rate_tiers() {
     let mut w = World::new().await;
-    w.set_env("INCD_BROADCAST_CHANNELS", &w.broadcast[0].clone());
+    w.set_env("INCD_BROADCAST_CHANNELS", w.broadcast[0].clone());
     w.set_env("INCD_SLACK_POST_SPACING_MS", "100");
     let _incd = w.start(2).await;
     // Tier windows 10x shorter than Slack's (a Tier 2 minute lasts 6 s); 1 msg/s/channel scaled.
@@ -294,12 +369,24 @@ async fn a_burst_of_thirty_declarations_completes_under_rate_tiers() {
     })
     .await;
     until("30 pinned summaries", Duration::from_secs(60), &mut || {
-        incident_channels(&w).iter().filter(|c| !w.slack.pins(&c.id).is_empty()).count() == 30
+        incident_channels(&w)
+            .iter()
+            .filter(|c| !w.slack.pins(&c.id).is_empty())
+            .count()
+            == 30
     })
     .await;
-    assert_eq!(incident_channels(&w).len(), 30, "nothing dropped, nothing doubled");
+    assert_eq!(
+        incident_channels(&w).len(),
+        30,
+        "nothing dropped, nothing doubled"
+    );
     assert_eq!(w.slack.top_level_messages(&b).len(), 30);
-    assert!(w.slack.early_retries().is_empty(), "{:?}", w.slack.early_retries());
+    assert!(
+        w.slack.early_retries().is_empty(),
+        "{:?}",
+        w.slack.early_retries()
+    );
     eprintln!("429s answered: {}", w.slack.rate_limited().len());
 }
 
@@ -309,13 +396,19 @@ async fn hostile_input_never_becomes_a_mention_link_or_oversized_request() {
     let _incd = w.start(1).await;
     let title = "<!channel> <!here> <@U0BOB> <https://evil.example|click> & 🔥 שלום";
     let description = format!("{} ünïcödé", "<!everyone> <#C0GENERAL> ".repeat(110));
-    let view = w.open_declare_form(DEFAULT_USER, GENERAL_CHANNEL, title).await;
+    let view = w
+        .open_declare_form(DEFAULT_USER, GENERAL_CHANNEL, title)
+        .await;
     let d = w
         .slack
         .submit_view_with(
             &view.id,
             DEFAULT_USER,
-            &[("title", title), ("description", &description[..description.len().min(2990)]), ("severity", "sev1")],
+            &[
+                ("title", title),
+                ("description", &description[..description.len().min(2990)]),
+                ("severity", "sev1"),
+            ],
         )
         .await
         .unwrap();
@@ -330,11 +423,21 @@ async fn hostile_input_never_becomes_a_mention_link_or_oversized_request() {
     }
     all.push(w.slack.topic(&ch.id));
     for t in &all {
-        for bad in ["<!channel>", "<!here>", "<!everyone>", "<@U0BOB>", "<https://evil.example", "<#C0GENERAL>"] {
+        for bad in [
+            "<!channel>",
+            "<!here>",
+            "<!everyone>",
+            "<@U0BOB>",
+            "<https://evil.example",
+            "<#C0GENERAL>",
+        ] {
             assert!(!t.contains(bad), "raw {bad} reached Slack: {t}");
         }
     }
-    assert!(all.iter().any(|t| t.contains("🔥") && t.contains("שלום")), "unicode survives");
+    assert!(
+        all.iter().any(|t| t.contains("🔥") && t.contains("שלום")),
+        "unicode survives"
+    );
     w.slack.assert_no_violations();
 }
 
@@ -350,7 +453,13 @@ async fn healthz_follows_the_connection_state() {
     let _incd = w.start(1).await;
     let url = format!("http://127.0.0.1:{port}/healthz");
     let http = reqwest::Client::new();
-    let status = || async { http.get(&url).send().await.map(|r| r.status().as_u16()).unwrap_or(0) };
+    let status = || async {
+        http.get(&url)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
     let deadline = Instant::now() + WAIT;
     while status().await != 200 {
         assert!(Instant::now() < deadline, "never healthy");

@@ -52,12 +52,24 @@ async fn declare_creates_one_channel_with_reporter_summary_and_announcements() {
         .submit_view_with(
             &view.id,
             DEFAULT_USER,
-            &[("title", "Checkout returns 500s"), ("severity", "sev1"), ("commander", BOB)],
+            &[
+                ("title", "Checkout returns 500s"),
+                ("severity", "sev1"),
+                ("commander", BOB),
+            ],
         )
         .await
         .unwrap();
     let ack = w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
-    assert!(ack.payload.is_none() || ack.payload.as_ref().unwrap().get("response_action").is_none());
+    assert!(
+        ack.payload.is_none()
+            || ack
+                .payload
+                .as_ref()
+                .unwrap()
+                .get("response_action")
+                .is_none()
+    );
     let before: Vec<String> = vec![];
     let ch = w.wait_new_incident_channel(&before).await;
     assert!(is_incident_channel_name(&ch.name), "bad name {}", ch.name);
@@ -65,10 +77,13 @@ async fn declare_creates_one_channel_with_reporter_summary_and_announcements() {
     // Reporter, commander and the configured responders are invited; summary posted and pinned.
     w.until("members invited", || {
         let m = w.slack.members(&ch.id);
-        [DEFAULT_USER, BOB, CAROL].iter().all(|u| m.iter().any(|x| x == u))
+        [DEFAULT_USER, BOB, CAROL]
+            .iter()
+            .all(|u| m.iter().any(|x| x == u))
     })
     .await;
-    w.until("summary pinned", || !w.slack.pins(&ch.id).is_empty()).await;
+    w.until("summary pinned", || !w.slack.pins(&ch.id).is_empty())
+        .await;
     let msgs = w.slack.messages(&ch.id);
     let summary = msgs
         .iter()
@@ -78,7 +93,9 @@ async fn declare_creates_one_channel_with_reporter_summary_and_announcements() {
     assert!(st.contains("Checkout returns 500s") && st.contains("SEV1"));
     assert!(st.contains(&format!("<@{DEFAULT_USER}>")) && st.contains(&format!("<@{BOB}>")));
     let topic = w.slack.topic(&ch.id);
-    assert!(topic.contains("SEV1") && topic.contains("Investigating") && topic.contains("Checkout"));
+    assert!(
+        topic.contains("SEV1") && topic.contains("Investigating") && topic.contains("Checkout")
+    );
 
     // One announcement per broadcast channel, linking the incident channel.
     for b in &w.broadcast {
@@ -87,18 +104,26 @@ async fn declare_creates_one_channel_with_reporter_summary_and_announcements() {
         let ann = w.slack.top_level_messages(b);
         assert_eq!(ann.len(), 1, "exactly one announcement in {b}");
         let t = text_of(&ann[0]);
-        assert!(t.contains(&format!("<#{}>", ch.id)), "announcement must link the channel: {t}");
+        assert!(
+            t.contains(&format!("<#{}>", ch.id)),
+            "announcement must link the channel: {t}"
+        );
         assert!(t.contains("SEV1") && t.contains("Checkout returns 500s"));
     }
     // The reporter is told where the incident lives.
     w.until("reporter told", || {
-        w.slack
-            .response_url_posts()
-            .iter()
-            .any(|p| p.violation.is_none() && p.body["text"].as_str().unwrap_or("").contains(&format!("<#{}>", ch.id)))
-            || w.slack.im_channel(DEFAULT_USER).is_some_and(|im| {
-                w.slack.messages(&im.id).iter().any(|m| m.text.contains(&ch.id))
-            })
+        w.slack.response_url_posts().iter().any(|p| {
+            p.violation.is_none()
+                && p.body["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(&format!("<#{}>", ch.id))
+        }) || w.slack.im_channel(DEFAULT_USER).is_some_and(|im| {
+            w.slack
+                .messages(&im.id)
+                .iter()
+                .any(|m| m.text.contains(&ch.id))
+        })
     })
     .await;
 
@@ -113,7 +138,11 @@ async fn declare_creates_one_channel_with_reporter_summary_and_announcements() {
     w.slack.assert_no_violations();
     assert!(w.slack.ack_timeouts().is_empty());
     for a in w.slack.acks() {
-        assert!(a.latency < Duration::from_millis(500), "slow ack {:?}", a.latency);
+        assert!(
+            a.latency < Duration::from_millis(500),
+            "slow ack {:?}",
+            a.latency
+        );
     }
 }
 
@@ -125,14 +154,21 @@ async fn empty_title_is_refused_inside_the_modal_and_nothing_is_created() {
     // A whitespace-only title passes Slack's required check but not ours.
     let d = w
         .slack
-        .submit_view_with(&view.id, DEFAULT_USER, &[("title", "   "), ("severity", "sev2")])
+        .submit_view_with(
+            &view.id,
+            DEFAULT_USER,
+            &[("title", "   "), ("severity", "sev2")],
+        )
         .await
         .unwrap();
     let ack = w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
     assert!(ack.violation.is_none(), "{ack:?}");
     let payload = ack.payload.expect("errors payload");
     assert_eq!(payload["response_action"], "errors");
-    assert!(payload["errors"]["title_block"].as_str().unwrap().contains("title"));
+    assert!(payload["errors"]["title_block"]
+        .as_str()
+        .unwrap()
+        .contains("title"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(w.slack.calls_to("conversations.create").is_empty());
     w.slack.assert_no_violations();
@@ -144,7 +180,12 @@ async fn resolve_outside_an_incident_channel_is_refused() {
     let _incd = w.start(2).await;
     let d = w
         .slack
-        .send_slash_command(SlashCommand::new("/resolve-incident", "done", DEFAULT_USER, GENERAL_CHANNEL))
+        .send_slash_command(SlashCommand::new(
+            "/resolve-incident",
+            "done",
+            DEFAULT_USER,
+            GENERAL_CHANNEL,
+        ))
         .await
         .unwrap();
     let ack = w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
@@ -163,35 +204,50 @@ async fn resolve_renames_the_channel_updates_every_announcement_and_only_once() 
     let _incd = w.start(2).await;
     let ch = w.declare(DEFAULT_USER, "Search is slow", "sev2").await;
     w.until("announced", || {
-        w.broadcast.iter().all(|b| !w.slack.top_level_messages(b).is_empty())
+        w.broadcast
+            .iter()
+            .all(|b| !w.slack.top_level_messages(b).is_empty())
     })
     .await;
-    w.until("declared", || !w.slack.pins(&ch.id).is_empty()).await;
+    w.until("declared", || !w.slack.pins(&ch.id).is_empty())
+        .await;
 
     let d = w
         .slack
-        .send_slash_command(SlashCommand::new("/resolve-incident", "Rolled back the index", BOB, &ch.id))
+        .send_slash_command(SlashCommand::new(
+            "/resolve-incident",
+            "Rolled back the index",
+            BOB,
+            &ch.id,
+        ))
         .await
         .unwrap();
     let ack = w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
-    assert!(ack.payload.as_ref().is_none_or(|p| p.get("text").is_none()), "{ack:?}");
+    assert!(
+        ack.payload.as_ref().is_none_or(|p| p.get("text").is_none()),
+        "{ack:?}"
+    );
     let view = w.slack.wait_view_opened(WAIT).await.unwrap();
-    assert!(view.json.to_string().contains("Rolled back the index"), "summary prefilled");
+    assert!(
+        view.json.to_string().contains("Rolled back the index"),
+        "summary prefilled"
+    );
     let s = w.slack.submit_view_with(&view.id, BOB, &[]).await.unwrap();
     w.slack.wait_ack(&s.envelope_id, WAIT).await.unwrap();
 
     let resolved_name = format!("{}-resolved", ch.name);
     w.until("renamed", || {
-        w.slack.channel(&ch.id).is_some_and(|c| c.name == resolved_name)
+        w.slack
+            .channel(&ch.id)
+            .is_some_and(|c| c.name == resolved_name)
     })
     .await;
     let c = w.slack.channel(&ch.id).unwrap();
     assert!(!c.is_archived, "the channel stays open");
     w.until("resolution posted", || {
-        w.slack
-            .messages(&ch.id)
-            .iter()
-            .any(|m| text_of(m).contains("Incident resolved") && text_of(m).contains("Rolled back the index"))
+        w.slack.messages(&ch.id).iter().any(|m| {
+            text_of(m).contains("Incident resolved") && text_of(m).contains("Rolled back the index")
+        })
     })
     .await;
     for b in &w.broadcast {
@@ -201,16 +257,26 @@ async fn resolve_renames_the_channel_updates_every_announcement_and_only_once() 
         })
         .await;
         let top = w.slack.top_level_messages(b);
-        w.until("thread reply", || !w.slack.thread_replies(b, &top[0].ts).is_empty())
-            .await;
+        w.until("thread reply", || {
+            !w.slack.thread_replies(b, &top[0].ts).is_empty()
+        })
+        .await;
     }
-    w.until("topic resolved", || w.slack.topic(&ch.id).contains("Resolved")).await;
+    w.until("topic resolved", || {
+        w.slack.topic(&ch.id).contains("Resolved")
+    })
+    .await;
 
     // A second /resolve-incident is refused and changes nothing.
     let renames = w.slack.calls_to("conversations.rename").len();
     let d = w
         .slack
-        .send_slash_command(SlashCommand::new("/resolve-incident", "", DEFAULT_USER, &ch.id))
+        .send_slash_command(SlashCommand::new(
+            "/resolve-incident",
+            "",
+            DEFAULT_USER,
+            &ch.id,
+        ))
         .await
         .unwrap();
     let ack = w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
@@ -231,7 +297,11 @@ async fn a_taken_channel_name_draws_another_name() {
     let ch = w.declare(DEFAULT_USER, "Queue backlog", "sev3").await;
     let creates = w.slack.calls_to("conversations.create");
     assert_eq!(creates.len(), 2);
-    assert_ne!(creates[0].arg("name"), creates[1].arg("name"), "a new name was drawn");
+    assert_ne!(
+        creates[0].arg("name"),
+        creates[1].arg("name"),
+        "a new name was drawn"
+    );
     assert_eq!(Some(ch.name.as_str()), creates[1].arg("name"));
     assert!(is_incident_channel_name(&ch.name));
 }
@@ -249,7 +319,11 @@ async fn a_broadcast_channel_the_bot_is_not_in_is_joined_then_announced() {
             .any(|m| text_of(m).contains(&ch.id))
     })
     .await;
-    assert!(w.slack.members(GENERAL_CHANNEL).iter().any(|m| m == BOT_USER_ID));
+    assert!(w
+        .slack
+        .members(GENERAL_CHANNEL)
+        .iter()
+        .any(|m| m == BOT_USER_ID));
     // incd joined before announcing, so Slack never had to refuse a post.
     w.slack.assert_no_violations();
 }
@@ -262,14 +336,22 @@ async fn a_modal_that_cannot_open_is_explained_to_the_person() {
         .inject_fault("views.open", Fault::Error("expired_trigger_id".into()));
     let d = w
         .slack
-        .send_slash_command(SlashCommand::new("/incident", "", DEFAULT_USER, GENERAL_CHANNEL))
+        .send_slash_command(SlashCommand::new(
+            "/incident",
+            "",
+            DEFAULT_USER,
+            GENERAL_CHANNEL,
+        ))
         .await
         .unwrap();
     w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
     w.until("ephemeral explanation", || {
         w.slack.response_url_posts().iter().any(|p| {
             p.body["response_type"] == "ephemeral"
-                && p.body["text"].as_str().unwrap_or("").contains("could not open the form")
+                && p.body["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("could not open the form")
         })
     })
     .await;
@@ -281,11 +363,19 @@ async fn unknown_commands_and_envelopes_are_acked_and_the_service_keeps_serving(
     let mut incd = w.start(1).await;
     let d = w
         .slack
-        .send_slash_command(SlashCommand::new("/bogus", "", DEFAULT_USER, GENERAL_CHANNEL))
+        .send_slash_command(SlashCommand::new(
+            "/bogus",
+            "",
+            DEFAULT_USER,
+            GENERAL_CHANNEL,
+        ))
         .await
         .unwrap();
     let ack = w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
-    assert!(ack.payload.unwrap()["text"].as_str().unwrap().contains("/incident"));
+    assert!(ack.payload.unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .contains("/incident"));
     w.slack
         .send_raw(incd_fakes::slack::Target::Any, "{not json")
         .await

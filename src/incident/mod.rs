@@ -185,13 +185,26 @@ pub fn human_duration(d: chrono::Duration) -> String {
 mod tests {
     use super::*;
 
-    fn validate(title: Option<&str>, severity: Option<&str>) -> Result<Declaration, Vec<FormError>> {
-        Declaration::validate(title, Some("  desc "), severity, Some(""), |s| s.starts_with("sev"), "sev3")
+    fn validate(
+        title: Option<&str>,
+        severity: Option<&str>,
+    ) -> Result<Declaration, Vec<FormError>> {
+        Declaration::validate(
+            title,
+            Some("  desc "),
+            severity,
+            Some(""),
+            |s| s.starts_with("sev"),
+            "sev3",
+        )
     }
 
     #[test]
     fn whitespace_only_title_is_refused() {
-        assert_eq!(validate(Some("   \n\t"), None), Err(vec![FormError::TitleEmpty]));
+        assert_eq!(
+            validate(Some("   \n\t"), None),
+            Err(vec![FormError::TitleEmpty])
+        );
         assert_eq!(validate(None, None), Err(vec![FormError::TitleEmpty]));
     }
 
@@ -218,7 +231,13 @@ mod tests {
         assert!(Status::Open.can_resolve());
         assert!(!Status::Resolving.can_resolve());
         assert!(!Status::Resolved.can_resolve());
-        for s in [Status::Declaring, Status::Open, Status::Resolving, Status::Resolved, Status::Failed] {
+        for s in [
+            Status::Declaring,
+            Status::Open,
+            Status::Resolving,
+            Status::Resolved,
+            Status::Failed,
+        ] {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
     }
@@ -228,6 +247,9 @@ mod tests {
         assert_eq!(human_duration(chrono::Duration::seconds(42)), "42s");
         assert_eq!(human_duration(chrono::Duration::seconds(185)), "3m");
         assert_eq!(human_duration(chrono::Duration::seconds(3900)), "1h 05m");
-        assert_eq!(human_duration(chrono::Duration::seconds(86_400 * 2 + 3600 * 4)), "2d 4h 00m");
+        assert_eq!(
+            human_duration(chrono::Duration::seconds(86_400 * 2 + 3600 * 4)),
+            "2d 4h 00m"
+        );
     }
 }

@@ -197,8 +197,19 @@ mod tests {
 
     #[test]
     fn used_names_are_never_returned() {
-        let adj = Wordlist::parse(&(0..20).map(|i| format!("a{}\n", "x".repeat(i + 1))).collect::<String>().replace('x', "b")).unwrap();
-        let ani = Wordlist::parse(&(0..20).map(|i| format!("c{}\n", "d".repeat(i + 1))).collect::<String>()).unwrap();
+        let adj = Wordlist::parse(
+            &(0..20)
+                .map(|i| format!("a{}\n", "x".repeat(i + 1)))
+                .collect::<String>()
+                .replace('x', "b"),
+        )
+        .unwrap();
+        let ani = Wordlist::parse(
+            &(0..20)
+                .map(|i| format!("c{}\n", "d".repeat(i + 1)))
+                .collect::<String>(),
+        )
+        .unwrap();
         let mut rng = StdRng::seed_from_u64(1);
         let date = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
         let mut used = HashSet::new();

@@ -113,7 +113,10 @@ mod tests {
             ("<!channel>", "&lt;!channel&gt;"),
             ("<!here> now", "&lt;!here&gt; now"),
             ("<@U123>", "&lt;@U123&gt;"),
-            ("<https://evil.example|a link>", "&lt;https://evil.example|a link&gt;"),
+            (
+                "<https://evil.example|a link>",
+                "&lt;https://evil.example|a link&gt;",
+            ),
             ("a & b", "a &amp; b"),
             ("&lt;", "&amp;lt;"),
         ] {

@@ -801,15 +801,43 @@ impl Notion {
         &self,
         facts: &IncidentFacts,
     ) -> Result<PostMortem, IntegrationError> {
+        self.create(facts, true).await
+    }
+
+    /// Like [`Notion::create_postmortem`] for a first attempt, when no earlier attempt can have
+    /// created the page: skips the lookup, saving a round trip on the declare path.
+    pub async fn create_postmortem_first(
+        &self,
+        facts: &IncidentFacts,
+    ) -> Result<PostMortem, IntegrationError> {
+        self.create(facts, false).await
+    }
+
+    /// Read the database schema now so the first declare does not wait for it.
+    pub async fn warm_up(&self) {
+        if let NotionParent::Database(raw) = &self.settings.parent {
+            if let Err(e) = self.schema(&normalize_id(raw)).await {
+                tracing::warn!(error = %e, "could not read the Notion database yet; will retry on first use");
+            }
+        }
+    }
+
+    async fn create(
+        &self,
+        facts: &IncidentFacts,
+        maybe_exists: bool,
+    ) -> Result<PostMortem, IntegrationError> {
         let title = page_title(facts);
         let blocks = postmortem_blocks(facts);
         match &self.settings.parent {
             NotionParent::Database(raw) => {
                 let db = normalize_id(raw);
                 let schema = self.schema(&db).await?;
-                if let Some(found) = self.find_in_database(&db, &schema, &title).await? {
-                    self.complete_children(&found.page_id, &blocks).await?;
-                    return Ok(found);
+                if maybe_exists {
+                    if let Some(found) = self.find_in_database(&db, &schema, &title).await? {
+                        self.complete_children(&found.page_id, &blocks).await?;
+                        return Ok(found);
+                    }
                 }
                 let result = self
                     .create_page(
@@ -829,9 +857,11 @@ impl Notion {
             }
             NotionParent::Page(raw) => {
                 let parent = normalize_id(raw);
-                if let Some(found) = self.find_child_page(&parent, &title).await? {
-                    self.complete_children(&found.page_id, &blocks).await?;
-                    return Ok(found);
+                if maybe_exists {
+                    if let Some(found) = self.find_child_page(&parent, &title).await? {
+                        self.complete_children(&found.page_id, &blocks).await?;
+                        return Ok(found);
+                    }
                 }
                 self.create_page(
                     json!({ "page_id": parent }),
@@ -846,6 +876,60 @@ impl Notion {
     /// Mark the page resolved (status, resolution time, duration where the database has such
     /// properties) and append the resolution section with the timeline. Safe to repeat.
     pub async fn record_resolution(
+        &self,
+        page: &PostMortem,
+        facts: &IncidentFacts,
+    ) -> Result<(), IntegrationError> {
+        self.resolve(page, facts, true).await
+    }
+
+    /// Like [`Notion::record_resolution`] for a first attempt: appends without first reading what
+    /// an earlier attempt may have appended.
+    pub async fn record_resolution_first(
+        &self,
+        page: &PostMortem,
+        facts: &IncidentFacts,
+    ) -> Result<(), IntegrationError> {
+        self.resolve(page, facts, false).await
+    }
+
+    async fn resolve(
+        &self,
+        page: &PostMortem,
+        facts: &IncidentFacts,
+        maybe_applied: bool,
+    ) -> Result<(), IntegrationError> {
+        // Properties and the appended section are independent: send both at once.
+        let (props, blocks) = tokio::join!(
+            self.resolve_properties(page, facts),
+            self.append_resolution(page, facts, maybe_applied)
+        );
+        props.and(blocks)
+    }
+
+    async fn append_resolution(
+        &self,
+        page: &PostMortem,
+        facts: &IncidentFacts,
+        maybe_applied: bool,
+    ) -> Result<(), IntegrationError> {
+        let planned = resolution_blocks(facts);
+        if !maybe_applied {
+            return self.append(&page.page_id, &planned).await;
+        }
+        let existing = self.list_children(&page.page_id, |_| false).await?.0;
+        let done = existing
+            .iter()
+            .position(is_resolution_marker)
+            .map(|i| existing.len() - i)
+            .unwrap_or(0);
+        if done < planned.len() {
+            self.append(&page.page_id, &planned[done..]).await?;
+        }
+        Ok(())
+    }
+
+    async fn resolve_properties(
         &self,
         page: &PostMortem,
         facts: &IncidentFacts,
@@ -875,16 +959,6 @@ impl Notion {
                     return Err(err);
                 }
             }
-        }
-        let planned = resolution_blocks(facts);
-        let existing = self.list_children(&page.page_id, |_| false).await?.0;
-        let done = existing
-            .iter()
-            .position(is_resolution_marker)
-            .map(|i| existing.len() - i)
-            .unwrap_or(0);
-        if done < planned.len() {
-            self.append(&page.page_id, &planned[done..]).await?;
         }
         Ok(())
     }

@@ -66,9 +66,13 @@ impl SlackError {
     pub fn human(&self) -> String {
         match self {
             SlackError::Api {
-                code, needed: Some(n), ..
+                code,
+                needed: Some(n),
+                ..
             } if code == "missing_scope" => {
-                format!("the Slack app is missing the `{n}` scope (reinstall it from `incd manifest`)")
+                format!(
+                    "the Slack app is missing the `{n}` scope (reinstall it from `incd manifest`)"
+                )
             }
             SlackError::Api { method, code, .. } => format!("Slack refused {method} ({code})"),
             SlackError::Transport { method, detail } => {
@@ -143,11 +147,7 @@ impl SlackApi {
     /// `auth.test`, returning the body and the `x-oauth-scopes` header Slack sends back.
     pub async fn auth_test(&self) -> Result<(Value, Option<String>), SlackError> {
         let resp = self
-            .raw(
-                "auth.test",
-                TokenKind::Bot,
-                &Body::Form(&[]),
-            )
+            .raw("auth.test", TokenKind::Bot, &Body::Form(&[]))
             .await
             .map_err(|e| e.into_slack("auth.test"))?;
         Ok((resp.body, resp.scopes))
@@ -197,7 +197,8 @@ impl SlackApi {
             .send()
             .await;
         let ok = matches!(&r, Ok(resp) if resp.status().is_success());
-        self.metrics.external_call("slack", method, t0.elapsed(), ok);
+        self.metrics
+            .external_call("slack", method, t0.elapsed(), ok);
         match r {
             Ok(resp) if resp.status().is_success() => Ok(()),
             Ok(resp) => Err(SlackError::Transport {
@@ -206,7 +207,11 @@ impl SlackApi {
             }),
             Err(e) => Err(SlackError::Transport {
                 method: method.into(),
-                detail: if e.is_timeout() { "timed out".into() } else { "network error".into() },
+                detail: if e.is_timeout() {
+                    "timed out".into()
+                } else {
+                    "network error".into()
+                },
             }),
         }
     }
@@ -227,7 +232,11 @@ impl SlackApi {
                 Ok(resp) if resp.status == 429 => {
                     let wait = resp.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
                     self.metrics.retry("slack", "rate_limited");
-                    tracing::warn!(method, retry_after_ms = wait.as_millis() as u64, "Slack rate limited; waiting");
+                    tracing::warn!(
+                        method,
+                        retry_after_ms = wait.as_millis() as u64,
+                        "Slack rate limited; waiting"
+                    );
                     self.close_gate(gate, wait);
                     if started.elapsed() + wait > MAX_RATE_LIMIT_WAIT {
                         return Err(SlackError::Transport {
@@ -287,7 +296,8 @@ impl SlackApi {
         let resp = match result {
             Ok(r) => r,
             Err(e) => {
-                self.metrics.external_call("slack", method, t0.elapsed(), false);
+                self.metrics
+                    .external_call("slack", method, t0.elapsed(), false);
                 return Err(if e.is_connect() {
                     SendError::NotSent("connection failed".into())
                 } else if e.is_timeout() {

@@ -11,7 +11,9 @@ use slack_morphism::prelude::*;
 
 use crate::config::SeverityLevel;
 use crate::incident::text::{clamp, escape_and_clamp, escape_mrkdwn, one_line};
-use crate::incident::{human_duration, Incident, MAX_DESCRIPTION_CHARS, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS};
+use crate::incident::{
+    human_duration, Incident, MAX_DESCRIPTION_CHARS, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS,
+};
 
 /// Callback ids of our modals.
 pub const DECLARE_CALLBACK: &str = "incd_declare";
@@ -76,11 +78,16 @@ pub fn slack_time(at: DateTime<Utc>, tz: Tz) -> String {
 }
 
 fn severity_label(level: Option<&SeverityLevel>, id: &str) -> String {
-    level.map(|l| l.label.clone()).unwrap_or_else(|| id.to_uppercase())
+    level
+        .map(|l| l.label.clone())
+        .unwrap_or_else(|| id.to_uppercase())
 }
 
 fn severity_option(level: &SeverityLevel) -> SlackBlockChoiceItem<SlackBlockPlainTextOnly> {
-    let text = clamp(&format!("{} · {}", level.label, level.description), OPTION_TEXT_MAX);
+    let text = clamp(
+        &format!("{} · {}", level.label, level.description),
+        OPTION_TEXT_MAX,
+    );
     SlackBlockChoiceItem::new(pt(text), level.id.clone())
 }
 
@@ -192,9 +199,18 @@ pub fn declare_form_errors(errors: &[crate::incident::FormError]) -> Value {
     let mut map = serde_json::Map::new();
     for e in errors {
         let (block, msg) = match e {
-            TitleEmpty => (TITLE_BLOCK, "Give the incident a title: one line saying what is broken."),
-            TitleTooLong => (TITLE_BLOCK, "Keep the title under 150 characters; put details in the description."),
-            DescriptionTooLong => (DESCRIPTION_BLOCK, "The description is limited to 3000 characters."),
+            TitleEmpty => (
+                TITLE_BLOCK,
+                "Give the incident a title: one line saying what is broken.",
+            ),
+            TitleTooLong => (
+                TITLE_BLOCK,
+                "Keep the title under 150 characters; put details in the description.",
+            ),
+            DescriptionTooLong => (
+                DESCRIPTION_BLOCK,
+                "The description is limited to 3000 characters.",
+            ),
             UnknownSeverity => (SEVERITY_BLOCK, "Pick one of the listed severities."),
         };
         map.insert(block.to_string(), Value::String(msg.to_string()));
@@ -213,7 +229,11 @@ pub fn resolve_form_already_resolved() -> Value {
 /// Channel topic: severity, status, title; one line, at most 250 characters, escaped like any
 /// other text Slack stores.
 pub fn topic(incident: &Incident, level: Option<&SeverityLevel>, resolved: bool) -> String {
-    let status = if resolved { "Resolved" } else { "Investigating" };
+    let status = if resolved {
+        "Resolved"
+    } else {
+        "Investigating"
+    };
     escape_and_clamp(
         &format!(
             "{} | {} | {}",
@@ -252,8 +272,15 @@ pub fn summary(
         crate::incident::Status::Resolved | crate::incident::Status::Resolving
     );
     let sev = severity_label(level, &incident.severity);
-    let emoji = if resolved { ":white_check_mark:" } else { ":rotating_light:" };
-    let header = clamp(&format!("{sev}: {}", one_line(&incident.title)), HEADER_MAX - 4);
+    let emoji = if resolved {
+        ":white_check_mark:"
+    } else {
+        ":rotating_light:"
+    };
+    let header = clamp(
+        &format!("{sev}: {}", one_line(&incident.title)),
+        HEADER_MAX - 4,
+    );
     let status = if resolved {
         match (incident.resolved_at, &incident.resolved_by) {
             (Some(at), Some(by)) => format!(
@@ -280,7 +307,10 @@ pub fn summary(
         md(clamp(&format!("*Severity*\n{sev_text}"), FIELD_MAX)),
         md(format!("*Reporter*\n<@{}>", incident.reporter)),
         md(format!("*Commander*\n{commander}")),
-        md(format!("*Declared*\n{}", slack_time(incident.declared_at, tz))),
+        md(format!(
+            "*Declared*\n{}",
+            slack_time(incident.declared_at, tz)
+        )),
         md(format!("*Incident*\n`{}`", incident.name)),
     ];
     let description = if incident.description.trim().is_empty() {
@@ -293,7 +323,11 @@ pub fn summary(
         SlackSectionBlock::new().with_fields(fields).into(),
         section(format!("*Description*\n{description}")),
     ];
-    if let Some(r) = incident.resolution.as_deref().filter(|r| !r.trim().is_empty()) {
+    if let Some(r) = incident
+        .resolution
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+    {
         blocks.push(section(format!(
             "*Resolution*\n{}",
             escape_and_clamp(r, SECTION_MAX - 20)
@@ -318,7 +352,11 @@ pub fn summary(
             "{emoji} {sev} incident {}: {} ({})",
             incident.name,
             escape_mrkdwn(&one_line(&incident.title)),
-            if resolved { "resolved" } else { "investigating" }
+            if resolved {
+                "resolved"
+            } else {
+                "investigating"
+            }
         ),
         FALLBACK_MAX,
     );
@@ -334,7 +372,11 @@ pub fn resolution_post(incident: &Incident, tz: Tz) -> (String, Value) {
         ":white_check_mark: *Incident resolved* by <@{by}> {}. It lasted *{lasted}*.",
         slack_time(at, tz)
     );
-    match incident.resolution.as_deref().filter(|r| !r.trim().is_empty()) {
+    match incident
+        .resolution
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+    {
         Some(r) => text.push_str(&format!(
             "\n*Summary:* {}",
             escape_and_clamp(r, SECTION_MAX - 200)
@@ -345,7 +387,10 @@ pub fn resolution_post(incident: &Incident, tz: Tz) -> (String, Value) {
         "\nThe channel is now `#{}` and stays open for follow-up.",
         incident.name.resolved_channel_name()
     ));
-    let fallback = clamp(&format!("Incident resolved by <@{by}> after {lasted}"), FALLBACK_MAX);
+    let fallback = clamp(
+        &format!("Incident resolved by <@{by}> after {lasted}"),
+        FALLBACK_MAX,
+    );
     (fallback, to_json(&vec![section(text)]))
 }
 
@@ -404,7 +449,11 @@ pub fn announcement_resolved_reply(incident: &Incident) -> String {
         .map(|at| human_duration(at - incident.declared_at))
         .unwrap_or_default();
     let mut text = format!("Resolved by <@{by}> after {lasted}.");
-    if let Some(r) = incident.resolution.as_deref().filter(|r| !r.trim().is_empty()) {
+    if let Some(r) = incident
+        .resolution
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+    {
         text.push_str(&format!(" Summary: {}", escape_and_clamp(r, SECTION_MAX)));
     }
     clamp(&text, FALLBACK_MAX)
@@ -501,14 +550,20 @@ impl Integration {
 
 fn retry_button(incident_id: i64, step: &str) -> SlackBlock {
     SlackActionsBlock::new(vec![SlackBlockButtonElement::new(pt("Retry now"))
-    .with_action_id(RETRY_ACTION.into())
-    .with_value(format!("{incident_id}:{step}"))
-    .into()])
+        .with_action_id(RETRY_ACTION.into())
+        .with_value(format!("{incident_id}:{step}"))
+        .into()])
     .into()
 }
 
 /// Posted once when an integration first fails; incd keeps retrying.
-pub fn integration_failing(which: Integration, reason: &str, minutes: u64, incident_id: i64, step: &str) -> (String, Value) {
+pub fn integration_failing(
+    which: Integration,
+    reason: &str,
+    minutes: u64,
+    incident_id: i64,
+    step: &str,
+) -> (String, Value) {
     let text = format!(
         ":warning: incd could not {}: {}. The rest of the incident is set up. incd keeps trying for up to {minutes} minutes and will post here when it succeeds.",
         which.doing(),
@@ -519,7 +574,12 @@ pub fn integration_failing(which: Integration, reason: &str, minutes: u64, incid
 }
 
 /// Posted when incd stops retrying.
-pub fn integration_gave_up(which: Integration, reason: &str, incident_id: i64, step: &str) -> (String, Value) {
+pub fn integration_gave_up(
+    which: Integration,
+    reason: &str,
+    incident_id: i64,
+    step: &str,
+) -> (String, Value) {
     let text = format!(
         ":x: incd gave up trying to {}: {}. {} Press *Retry now* to try again.",
         which.doing(),
@@ -536,9 +596,13 @@ pub fn integration_gave_up(which: Integration, reason: &str, incident_id: i64, s
 /// Posted when an integration succeeded after failing.
 pub fn integration_recovered(which: Integration, url: Option<&str>) -> String {
     match (which, url) {
-        (Integration::PagerDuty, Some(u)) => format!(":white_check_mark: PagerDuty paged after all: <{u}|PagerDuty incident>."),
+        (Integration::PagerDuty, Some(u)) => {
+            format!(":white_check_mark: PagerDuty paged after all: <{u}|PagerDuty incident>.")
+        }
         (Integration::PagerDuty, None) => ":white_check_mark: PagerDuty paged after all.".into(),
-        (Integration::Notion, Some(u)) => format!(":white_check_mark: Post-mortem created after all: <{u}|open it in Notion>."),
+        (Integration::Notion, Some(u)) => {
+            format!(":white_check_mark: Post-mortem created after all: <{u}|open it in Notion>.")
+        }
         (Integration::Notion, None) => ":white_check_mark: Post-mortem created after all.".into(),
     }
 }
@@ -561,7 +625,9 @@ mod tests {
             commander: Some("U2".into()),
             origin_channel: Some("C0".into()),
             response_url: None,
-            declared_at: DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z").unwrap().with_timezone(&Utc),
+            declared_at: DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
             channel_id: Some("C123".into()),
             summary_ts: None,
             resolved_at: None,
@@ -585,7 +651,13 @@ mod tests {
         let levels = default_severities();
         let (text, blocks) = summary(&inc, levels.first(), Tz::UTC, true, true);
         let (atext, ablocks) = announcement(&inc, levels.first(), Tz::UTC);
-        for s in [text, all_text(&blocks), atext, all_text(&ablocks), declared_reply(&inc)] {
+        for s in [
+            text,
+            all_text(&blocks),
+            atext,
+            all_text(&ablocks),
+            declared_reply(&inc),
+        ] {
             assert!(!s.contains("<!channel>"), "{s}");
             assert!(!s.contains("<@U999>"), "{s}");
             assert!(!s.contains("<https://evil.example"), "{s}");
@@ -622,7 +694,10 @@ mod tests {
         assert!(v["title"]["text"].as_str().unwrap().chars().count() <= 24);
         let blocks = v["blocks"].as_array().unwrap();
         let title = &blocks[0]["element"];
-        assert_eq!(title["initial_value"].as_str().unwrap().chars().count(), MAX_TITLE_CHARS);
+        assert_eq!(
+            title["initial_value"].as_str().unwrap().chars().count(),
+            MAX_TITLE_CHARS
+        );
         let sev = &blocks[2]["element"];
         assert_eq!(sev["initial_option"]["value"], "sev3");
         for o in sev["options"].as_array().unwrap() {
@@ -642,8 +717,17 @@ mod tests {
     fn rendered_messages_snapshot() {
         let inc = incident();
         let levels = default_severities();
-        insta::assert_json_snapshot!("summary_open", summary(&inc, levels.first(), Tz::UTC, true, true).1);
-        insta::assert_json_snapshot!("announcement_open", announcement(&inc, levels.first(), Tz::UTC).1);
-        insta::assert_json_snapshot!("declare_modal", declare_modal("DB down", &levels, "sev3", "{\"c\":\"C0\"}"));
+        insta::assert_json_snapshot!(
+            "summary_open",
+            summary(&inc, levels.first(), Tz::UTC, true, true).1
+        );
+        insta::assert_json_snapshot!(
+            "announcement_open",
+            announcement(&inc, levels.first(), Tz::UTC).1
+        );
+        insta::assert_json_snapshot!(
+            "declare_modal",
+            declare_modal("DB down", &levels, "sev3", "{\"c\":\"C0\"}")
+        );
     }
 }

@@ -140,9 +140,8 @@ enum SocketEvent {
     Disconnect { generation: u64, reason: String },
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 impl SocketMode {
     pub fn new(
@@ -273,7 +272,11 @@ impl SocketMode {
     /// [`CONNECT_TIMEOUT`].
     async fn connect(&self, slot: usize) -> Result<Ws, ConnectError> {
         let fut = async {
-            let url = self.api.open_connection().await.map_err(ConnectError::Open)?;
+            let url = self
+                .api
+                .open_connection()
+                .await
+                .map_err(ConnectError::Open)?;
             let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
                 .await
                 .map_err(|e| ConnectError::Handshake(e.to_string()))?;
@@ -284,12 +287,14 @@ impl SocketMode {
                         let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
                         match v.get("type").and_then(Value::as_str) {
                             Some("hello") => {
-                                let num_connections = v.get("num_connections").and_then(Value::as_u64);
+                                let num_connections =
+                                    v.get("num_connections").and_then(Value::as_u64);
                                 tracing::info!(slot, ?num_connections, "Socket Mode connected");
                                 return Ok(ws);
                             }
                             Some("disconnect") => {
-                                let reason = v.get("reason").and_then(Value::as_str).unwrap_or("unknown");
+                                let reason =
+                                    v.get("reason").and_then(Value::as_str).unwrap_or("unknown");
                                 return Err(ConnectError::Refused(reason.to_string()));
                             }
                             _ => continue,
@@ -331,7 +336,9 @@ impl SocketMode {
             let _ = sink.close().await;
         });
         self.metrics.live_connections.fetch_add(1, Ordering::SeqCst);
-        self.metrics.connection_opens.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .connection_opens
+            .fetch_add(1, Ordering::Relaxed);
         let mut last_inbound = Instant::now();
         let mut ping = tokio::time::interval(self.keepalive.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -392,7 +399,11 @@ impl SocketMode {
                 return None;
             }
         };
-        let kind = v.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+        let kind = v
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if kind == "disconnect" {
             let reason = v.get("reason").and_then(Value::as_str).unwrap_or("unknown");
             return Some(reason.to_string());
@@ -491,7 +502,8 @@ fn backoff_for(e: &ConnectError, failures: u32) -> Duration {
     if auth_problem {
         tracing::error!("Slack refused SLACK_APP_TOKEN: it must be an app-level token (xapp-) with connections:write");
     }
-    let exp = INITIAL_BACKOFF.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(10)));
+    let exp =
+        INITIAL_BACKOFF.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(10)));
     jitter(exp.min(MAX_BACKOFF))
 }
 

@@ -172,7 +172,8 @@ fn parse_ts(s: &str) -> DateTime<Utc> {
         .unwrap_or_else(|_| Utc::now())
 }
 
-const INCIDENT_COLUMNS: &str = "id, name, title, description, severity, status, reporter, commander, \
+const INCIDENT_COLUMNS: &str =
+    "id, name, title, description, severity, status, reporter, commander, \
      origin_channel, declared_at, channel_id, summary_ts, resolved_at, resolved_by, resolution, \
      pagerduty_key, pagerduty_id, pagerduty_url, notion_page_id, notion_url, response_url";
 
@@ -558,8 +559,8 @@ impl Store {
 
     pub fn timeline(&self, id: i64) -> Result<Vec<(DateTime<Utc>, String)>> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT at, text FROM timeline WHERE incident_id = ?1 ORDER BY at, id")?;
+        let mut stmt =
+            conn.prepare("SELECT at, text FROM timeline WHERE incident_id = ?1 ORDER BY at, id")?;
         let rows = stmt.query_map([id], |r| {
             Ok((parse_ts(&r.get::<_, String>(0)?), r.get::<_, String>(1)?))
         })?;
@@ -640,7 +641,8 @@ mod tests {
             panic!()
         };
         s.set_step(id, "page", StepState::Started, None).unwrap();
-        s.set_step(id, "page", StepState::Failed, Some("503")).unwrap();
+        s.set_step(id, "page", StepState::Failed, Some("503"))
+            .unwrap();
         s.set_step(id, "page", StepState::Started, None).unwrap();
         let st = s.step(id, "page").unwrap().unwrap();
         assert_eq!((st.state, st.attempts), (StepState::Started, 2));

@@ -35,12 +35,17 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
         return Ok(());
     }
     if inc.channel_id.is_none() {
-        match create_channel(&app, &mut inc).await {
+        match create_channel(app, &mut inc).await {
             Ok(()) => {}
             Err(reason) => {
                 tracing::error!(incident = %inc.name, %reason, "could not create the incident channel");
                 app.store.set_status(id, Status::Failed)?;
-                tell_reporter(&app, &inc, &messages::declare_failed_reply(&inc.title, &reason)).await;
+                tell_reporter(
+                    app,
+                    &inc,
+                    &messages::declare_failed_reply(&inc.title, &reason),
+                )
+                .await;
                 return Ok(());
             }
         }
@@ -56,9 +61,14 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
             Some(ts)
         } else {
             let _lock = app.summary_lock(id).await;
-            let current = app.store.incident(id).ok().flatten().unwrap_or_else(|| inc.clone());
+            let current = app
+                .store
+                .incident(id)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| inc.clone());
             let ts = post_step(
-                &app,
+                app,
                 &current,
                 "summary",
                 &channel,
@@ -85,14 +95,14 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
                         || latest.pagerduty_key != current.pagerduty_key
                     {
                         drop(_lock);
-                        refresh_summary(&app, id).await;
+                        refresh_summary(app, id).await;
                     }
                 }
             }
             ts
         };
         if let Some(ts) = ts {
-            slack_step(&app, id, "pin", |_| {
+            slack_step(app, id, "pin", |_| {
                 let args = json!({"channel": channel, "timestamp": ts});
                 async move {
                     match app.slack.call("pins.add", args).await {
@@ -111,16 +121,16 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
             .slack
             .broadcast_channels
             .iter()
-            .map(|bc| announce_in(&app, &inc, bc));
+            .map(|bc| announce_in(app, &inc, bc));
         futures_util::future::join_all(futs).await;
     };
 
     tokio::join!(
-        invite(&app, &inc, &channel),
-        set_topic(&app, &inc, &channel),
+        invite(app, &inc, &channel),
+        set_topic(app, &inc, &channel),
         summary,
         announce,
-        reply_to_reporter(&app, &inc),
+        reply_to_reporter(app, &inc),
     );
 
     app.store.mark_declared(id)?;
@@ -146,7 +156,10 @@ async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
             .set_step(inc.id, "create_channel", StepState::Started, None);
         let result = app
             .slack
-            .call("conversations.create", json!({"name": name, "is_private": false}))
+            .call(
+                "conversations.create",
+                json!({"name": name, "is_private": false}),
+            )
             .await;
         match result {
             Ok(resp) => {
@@ -168,8 +181,15 @@ async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
                 }
                 names_tried += 1;
                 if names_tried >= NAME_ATTEMPTS {
-                    let _ = app.store.set_step(inc.id, "create_channel", StepState::GaveUp, Some("name_taken"));
-                    return Err(format!("Slack said every name incd tried was taken ({names_tried} names)"));
+                    let _ = app.store.set_step(
+                        inc.id,
+                        "create_channel",
+                        StepState::GaveUp,
+                        Some("name_taken"),
+                    );
+                    return Err(format!(
+                        "Slack said every name incd tried was taken ({names_tried} names)"
+                    ));
                 }
                 let new_name = new_name(app, inc).ok_or("no unused name left for today")?;
                 tracing::warn!(old = %inc.name, new = %new_name, "channel name taken in Slack; drawing another");
@@ -179,7 +199,12 @@ async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
             Err(e @ SlackError::Transport { .. }) => {
                 transport_failures += 1;
                 maybe_created = true;
-                let _ = app.store.set_step(inc.id, "create_channel", StepState::Failed, Some(&e.to_string()));
+                let _ = app.store.set_step(
+                    inc.id,
+                    "create_channel",
+                    StepState::Failed,
+                    Some(&e.to_string()),
+                );
                 if transport_failures >= super::SLACK_STEP_ATTEMPTS {
                     return Err(e.human());
                 }
@@ -189,7 +214,12 @@ async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
                 .await;
             }
             Err(e) => {
-                let _ = app.store.set_step(inc.id, "create_channel", StepState::GaveUp, Some(&e.to_string()));
+                let _ = app.store.set_step(
+                    inc.id,
+                    "create_channel",
+                    StepState::GaveUp,
+                    Some(&e.to_string()),
+                );
                 return Err(e.human());
             }
         }
@@ -213,9 +243,14 @@ fn new_name(app: &App, inc: &Incident) -> Option<crate::incident::IncidentName> 
     let s = &app.settings.incidents;
     let date = inc.declared_at.with_timezone(&s.timezone).date_naive();
     for _ in 0..DRAWS_PER_NAME {
-        let name = draw_name(date, &s.adjectives, &s.animals, &mut rand::rng(), DRAWS_PER_NAME, |n| {
-            app.store.name_used(n).unwrap_or(true)
-        })?;
+        let name = draw_name(
+            date,
+            &s.adjectives,
+            &s.animals,
+            &mut rand::rng(),
+            DRAWS_PER_NAME,
+            |n| app.store.name_used(n).unwrap_or(true),
+        )?;
         if app.store.rename_incident(inc.id, &name).unwrap_or(false) {
             return Some(name);
         }
@@ -279,7 +314,10 @@ async fn invite_users(app: &App, channel: &str, users: &[String]) -> Result<(), 
     let benign = |e: &SlackError| e.is_code("already_in_channel") || e.is_code("cant_invite_self");
     match app
         .slack
-        .call("conversations.invite", json!({"channel": channel, "users": users.join(",")}))
+        .call(
+            "conversations.invite",
+            json!({"channel": channel, "users": users.join(",")}),
+        )
         .await
     {
         Ok(_) => Ok(()),
@@ -289,7 +327,10 @@ async fn invite_users(app: &App, channel: &str, users: &[String]) -> Result<(), 
             for u in users {
                 match app
                     .slack
-                    .call("conversations.invite", json!({"channel": channel, "users": u}))
+                    .call(
+                        "conversations.invite",
+                        json!({"channel": channel, "users": u}),
+                    )
                     .await
                 {
                     Ok(_) => {}
@@ -309,7 +350,12 @@ async fn set_topic(app: &App, inc: &Incident, channel: &str) {
     let topic = messages::topic(inc, level, false);
     slack_step(app, inc.id, "topic", |_| {
         let args = json!({"channel": channel, "topic": topic});
-        async move { app.slack.call("conversations.setTopic", args).await.map(|_| ()) }
+        async move {
+            app.slack
+                .call("conversations.setTopic", args)
+                .await
+                .map(|_| ())
+        }
     })
     .await;
 }
@@ -424,7 +470,10 @@ pub(crate) async fn update_with_retry(app: &App, args: Value) -> Result<(), Slac
             Err(e @ SlackError::Transport { .. }) if n + 1 < super::SLACK_STEP_ATTEMPTS => {
                 n += 1;
                 tracing::warn!(error = %e, "chat.update failed; retrying");
-                tokio::time::sleep(crate::slack::api::jitter(super::SLACK_STEP_BACKOFF * 2u32.pow(n))).await;
+                tokio::time::sleep(crate::slack::api::jitter(
+                    super::SLACK_STEP_BACKOFF * 2u32.pow(n),
+                ))
+                .await;
             }
             Err(e) => return Err(e),
         }

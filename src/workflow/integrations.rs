@@ -6,15 +6,14 @@
 //! says so if it had failed); giving up says so too.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
 
 use crate::app::App;
 use crate::incident::{Incident, Status};
-use crate::integrations::pagerduty::PageRef;
 use crate::integrations::notion::PostMortem;
+use crate::integrations::pagerduty::PageRef;
 use crate::integrations::{IncidentFacts, IntegrationError, TimelineEntry};
 use crate::slack::messages::{self, Integration};
 use crate::store::{Field, StepState};
@@ -127,10 +126,22 @@ enum Outcome {
 
 async fn run_step(app: &Arc<App>, id: i64, kind: Kind) {
     let step = kind.step();
+    // An earlier attempt (in this process or one that died) may have taken effect.
+    let mut maybe_applied = true;
     let first_at = match app.store.step(id, step) {
-        Ok(Some(s)) if matches!(s.state, StepState::Done | StepState::Skipped | StepState::GaveUp) => return,
+        Ok(Some(s))
+            if matches!(
+                s.state,
+                StepState::Done | StepState::Skipped | StepState::GaveUp
+            ) =>
+        {
+            return
+        }
         Ok(Some(s)) => s.first_at,
-        Ok(None) => Utc::now(),
+        Ok(None) => {
+            maybe_applied = false;
+            Utc::now()
+        }
         Err(e) => {
             tracing::error!(error = %e, "store unavailable");
             return;
@@ -155,7 +166,8 @@ async fn run_step(app: &Arc<App>, id: i64, kind: Kind) {
         }
         let _ = app.store.set_step(id, step, StepState::Started, None);
         let facts = facts(app, &inc);
-        let result = attempt(app, &inc, kind, &facts).await;
+        let result = attempt(app, &inc, kind, &facts, maybe_applied).await;
+        maybe_applied = true;
         match result {
             Ok(outcome) => {
                 app.metrics.step(step, "done");
@@ -168,10 +180,14 @@ async fn run_step(app: &Arc<App>, id: i64, kind: Kind) {
                 app.metrics.retry(kind.integration().name(), "failure");
                 let reason = e.human();
                 tracing::warn!(incident = %inc.name, step, error = %e, "integration step failed");
-                let _ = app.store.set_step(id, step, StepState::Failed, Some(&reason));
+                let _ = app
+                    .store
+                    .set_step(id, step, StepState::Failed, Some(&reason));
                 let elapsed = (Utc::now() - first_at).to_std().unwrap_or_default();
                 if !e.is_retryable() || elapsed >= retry.give_up_after {
-                    let _ = app.store.set_step(id, step, StepState::GaveUp, Some(&reason));
+                    let _ = app
+                        .store
+                        .set_step(id, step, StepState::GaveUp, Some(&reason));
                     app.metrics.step(step, "gave_up");
                     post_notice(app, &inc, kind, &reason, true).await;
                     return;
@@ -212,7 +228,10 @@ fn skip_reason(app: &App, inc: &Incident, kind: Kind) -> Option<&'static str> {
         }
         Kind::PostMortem => None,
         Kind::PageResolve => inc.pagerduty_key.is_none().then_some("nobody was paged"),
-        Kind::PostMortemResolve => inc.notion_page_id.is_none().then_some("no post-mortem page yet"),
+        Kind::PostMortemResolve => inc
+            .notion_page_id
+            .is_none()
+            .then_some("no post-mortem page yet"),
     }
 }
 
@@ -221,6 +240,7 @@ async fn attempt(
     inc: &Incident,
     kind: Kind,
     facts: &IncidentFacts,
+    maybe_applied: bool,
 ) -> Result<Outcome, IntegrationError> {
     match kind {
         Kind::Page => {
@@ -238,7 +258,12 @@ async fn attempt(
         }
         Kind::PostMortem => {
             let notion = app.notion.as_ref().expect("configured");
-            notion.create_postmortem(facts).await.map(Outcome::Created)
+            let created = if maybe_applied {
+                notion.create_postmortem(facts).await
+            } else {
+                notion.create_postmortem_first(facts).await
+            };
+            created.map(Outcome::Created)
         }
         Kind::PostMortemResolve => {
             let notion = app.notion.as_ref().expect("configured");
@@ -246,34 +271,46 @@ async fn attempt(
                 page_id: inc.notion_page_id.clone().unwrap_or_default(),
                 url: inc.notion_url.clone().unwrap_or_default(),
             };
-            notion
-                .record_resolution(&page, facts)
-                .await
-                .map(|_| Outcome::Updated)
+            let done = if maybe_applied {
+                notion.record_resolution(&page, facts).await
+            } else {
+                notion.record_resolution_first(&page, facts).await
+            };
+            done.map(|_| Outcome::Updated)
         }
     }
 }
 
-async fn after_success(app: &Arc<App>, inc: &Incident, kind: Kind, outcome: Outcome, noticed: bool) {
+async fn after_success(
+    app: &Arc<App>,
+    inc: &Incident,
+    kind: Kind,
+    outcome: Outcome,
+    noticed: bool,
+) {
     let id = inc.id;
     let url = match outcome {
         Outcome::Paged(page) => {
-            let _ = app.store.set_field(id, Field::PagerDutyKey, &page.dedup_key);
+            let _ = app
+                .store
+                .set_field(id, Field::PagerDutyKey, &page.dedup_key);
             if let Some(pid) = &page.incident_id {
                 let _ = app.store.set_field(id, Field::PagerDutyId, pid);
             }
             if let Some(u) = &page.html_url {
                 let _ = app.store.set_field(id, Field::PagerDutyUrl, u);
             }
-            let _ = app
-                .store
-                .add_timeline(id, Utc::now(), "On-call engineer paged through PagerDuty");
+            let _ =
+                app.store
+                    .add_timeline(id, Utc::now(), "On-call engineer paged through PagerDuty");
             page.html_url
         }
         Outcome::Created(pm) => {
             let _ = app.store.set_field(id, Field::NotionPageId, &pm.page_id);
             let _ = app.store.set_field(id, Field::NotionUrl, &pm.url);
-            let _ = app.store.add_timeline(id, Utc::now(), "Post-mortem page created in Notion");
+            let _ = app
+                .store
+                .add_timeline(id, Utc::now(), "Post-mortem page created in Notion");
             Some(pm.url)
         }
         Outcome::Updated => {
@@ -289,10 +326,14 @@ async fn after_success(app: &Arc<App>, inc: &Incident, kind: Kind, outcome: Outc
         Integration::Notion => "Post-mortem (Notion)",
     };
     let bookmark = async {
-        if let Some(link) = url.as_deref().filter(|u| u.starts_with("https://") || u.starts_with("http://")) {
+        if let Some(link) = url
+            .as_deref()
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        {
             let step = format!("bookmark:{}", kind.step());
             slack_step(app, id, &step, |_| {
-                let args = json!({"channel_id": channel, "title": title, "type": "link", "link": link});
+                let args =
+                    json!({"channel_id": channel, "title": title, "type": "link", "link": link});
                 async move { app.slack.call("bookmarks.add", args).await.map(|_| ()) }
             })
             .await;
@@ -314,7 +355,14 @@ async fn after_success(app: &Arc<App>, inc: &Incident, kind: Kind, outcome: Outc
                 _ => Kind::PostMortemResolve,
             };
             if app.store.step(id, follow.step()).ok().flatten().is_none()
-                || matches!(app.store.step(id, follow.step()).ok().flatten().map(|s| s.state), Some(StepState::Skipped))
+                || matches!(
+                    app.store
+                        .step(id, follow.step())
+                        .ok()
+                        .flatten()
+                        .map(|s| s.state),
+                    Some(StepState::Skipped)
+                )
             {
                 let _ = app.store.reset_step(id, follow.step());
                 spawn(app, id, follow);
@@ -355,7 +403,10 @@ pub fn facts(app: &App, inc: &Incident) -> IncidentFacts {
     let level = app.settings.incidents.severity(&inc.severity);
     let channel_id = inc.channel_id.clone().unwrap_or_default();
     let channel_url = if channel_id.is_empty() {
-        format!("https://slack.com/app_redirect?channel={}", inc.name.channel_name())
+        format!(
+            "https://slack.com/app_redirect?channel={}",
+            inc.name.channel_name()
+        )
     } else {
         format!("https://slack.com/app_redirect?channel={channel_id}")
     };
@@ -371,7 +422,9 @@ pub fn facts(app: &App, inc: &Incident) -> IncidentFacts {
         title: inc.title.clone(),
         description: inc.description.clone(),
         severity_id: inc.severity.clone(),
-        severity_label: level.map(|l| l.label.clone()).unwrap_or_else(|| inc.severity.to_uppercase()),
+        severity_label: level
+            .map(|l| l.label.clone())
+            .unwrap_or_else(|| inc.severity.to_uppercase()),
         pagerduty_severity: level
             .map(|l| l.pagerduty_severity.clone())
             .unwrap_or_else(|| "error".into()),
@@ -389,9 +442,4 @@ pub fn facts(app: &App, inc: &Incident) -> IncidentFacts {
         notion_url: inc.notion_url.clone(),
         pagerduty_url: inc.pagerduty_url.clone(),
     }
-}
-
-/// How long a background step may keep retrying (for messages).
-pub fn give_up_after(app: &App) -> Duration {
-    app.settings.retry.give_up_after
 }

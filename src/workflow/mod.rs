@@ -58,7 +58,9 @@ where
     if prior.as_ref().is_some_and(|p| p.state == StepState::Done) {
         return None;
     }
-    let mut maybe_applied = prior.as_ref().is_some_and(|p| p.state == StepState::Started);
+    let mut maybe_applied = prior
+        .as_ref()
+        .is_some_and(|p| p.state == StepState::Started);
     for n in 0..SLACK_STEP_ATTEMPTS {
         let _ = app
             .store
@@ -72,17 +74,17 @@ where
             Err(e @ SlackError::Transport { .. }) if n + 1 < SLACK_STEP_ATTEMPTS => {
                 maybe_applied = true;
                 app.metrics.step(step, "retry");
-                let _ = app
-                    .store
-                    .set_step(incident_id, step, StepState::Failed, Some(&e.to_string()));
+                let _ =
+                    app.store
+                        .set_step(incident_id, step, StepState::Failed, Some(&e.to_string()));
                 tracing::warn!(incident_id, step, error = %e, "step failed; retrying");
                 tokio::time::sleep(jitter(SLACK_STEP_BACKOFF * 2u32.pow(n))).await;
             }
             Err(e) => {
                 app.metrics.step(step, "failed");
-                let _ = app
-                    .store
-                    .set_step(incident_id, step, StepState::GaveUp, Some(&e.to_string()));
+                let _ =
+                    app.store
+                        .set_step(incident_id, step, StepState::GaveUp, Some(&e.to_string()));
                 tracing::error!(incident_id, step, error = %e, "step failed");
                 return None;
             }

@@ -38,15 +38,20 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
         let list = app.store.announcements(id).unwrap_or_default();
         let futs = list
             .iter()
-            .map(|(bc, ts)| update_announcement(&app, &inc, bc, ts));
+            .map(|(bc, ts)| update_announcement(app, &inc, bc, ts));
         futures_util::future::join_all(futs).await;
     };
-    let topic = slack_step(&app, id, "resolve_topic", |_| {
+    let topic = slack_step(app, id, "resolve_topic", |_| {
         let args = json!({"channel": channel, "topic": messages::topic(&inc, level, true)});
         let app = &app;
-        async move { app.slack.call("conversations.setTopic", args).await.map(|_| ()) }
+        async move {
+            app.slack
+                .call("conversations.setTopic", args)
+                .await
+                .map(|_| ())
+        }
     });
-    let summary = slack_step(&app, id, "resolve_summary", |_| {
+    let summary = slack_step(app, id, "resolve_summary", |_| {
         let app = &app;
         async move {
             refresh_summary(app, id).await;
@@ -54,7 +59,7 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
         }
     });
     let post = post_step(
-        &app,
+        app,
         &inc,
         "resolution",
         &channel,
@@ -64,7 +69,13 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
         },
         None,
     );
-    tokio::join!(rename(&app, &inc, &channel), topic, summary, post, announcements);
+    tokio::join!(
+        rename(app, &inc, &channel),
+        topic,
+        summary,
+        post,
+        announcements
+    );
 
     app.store.set_status(id, Status::Resolved)?;
     tracing::info!(incident = %inc.name, "incident resolved");
@@ -78,7 +89,10 @@ async fn rename(app: &App, inc: &Incident, channel: &str) {
         async move {
             let r = app
                 .slack
-                .call("conversations.rename", json!({"channel": channel, "name": target}))
+                .call(
+                    "conversations.rename",
+                    json!({"channel": channel, "name": target}),
+                )
                 .await;
             match r {
                 Err(e) if e.is_code("name_taken") => {

@@ -37,7 +37,10 @@ impl Incd {
     /// SIGTERM and wait for exit; returns the exit status code.
     pub fn terminate(&mut self, within: Duration) -> Option<i32> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let deadline = Instant::now() + within;
         loop {
             if let Ok(Some(st)) = c.try_wait() {
@@ -69,7 +72,11 @@ impl Drop for Incd {
     fn drop(&mut self) {
         self.kill9();
         if std::thread::panicking() {
-            eprintln!("----- incd log ({}) -----\n{}", self.log.display(), self.log_text());
+            eprintln!(
+                "----- incd log ({}) -----\n{}",
+                self.log.display(),
+                self.log_text()
+            );
         }
     }
 }
@@ -155,13 +162,26 @@ impl World {
 
     /// Start incd and wait until it holds `n` Socket Mode connections.
     pub async fn start(&mut self, n: usize) -> Incd {
-        let before = self.slack.live_connections().len();
+        let spawned = Instant::now();
         let incd = self.spawn();
-        self.slack
-            .wait_for_connections(before + n, WAIT)
-            .await
-            .unwrap_or_else(|e| panic!("incd did not connect: {e:?}\n{}", incd.log_text()));
-        incd
+        let deadline = spawned + WAIT;
+        loop {
+            let live = self
+                .slack
+                .live_connections()
+                .iter()
+                .filter(|c| c.opened_at >= spawned)
+                .count();
+            if live >= n {
+                return incd;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "incd did not connect\n{}",
+                incd.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// `/incident <text>` typed by `user` in `channel`; returns the opened modal.
@@ -179,7 +199,9 @@ impl World {
     /// Full declare by a person: command, form, submit; returns the incident channel.
     pub async fn declare(&self, user: &str, title: &str, severity: &str) -> Channel {
         let before: Vec<String> = self.slack.channels().into_iter().map(|c| c.id).collect();
-        let view = self.open_declare_form(user, incd_fakes::slack::GENERAL_CHANNEL, "").await;
+        let view = self
+            .open_declare_form(user, incd_fakes::slack::GENERAL_CHANNEL, "")
+            .await;
         let d = self
             .slack
             .submit_view_with(&view.id, user, &[("title", title), ("severity", severity)])
@@ -241,7 +263,9 @@ pub fn is_incident_channel_name(name: &str) -> bool {
 }
 
 fn words(file: &str) -> Vec<String> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("wordlists").join(file);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("wordlists")
+        .join(file);
     std::fs::read_to_string(p)
         .unwrap()
         .lines()

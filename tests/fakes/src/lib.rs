@@ -1,0 +1,3 @@
+pub mod notion;
+pub mod pagerduty;
+pub mod slack;

@@ -1,0 +1,334 @@
+//! Fault injection, call log and `Retry-After` bookkeeping shared by the PagerDuty and Notion
+//! fakes (re-exported from both modules).
+//!
+//! Every request first passes [`layer`]: injected latency, then the next scripted [`Fault`], then
+//! the "down" switch, then (Notion) the rate limiter. A request that arrives before a
+//! `Retry-After` this fake gave has elapsed is recorded as an [`EarlyRetry`]; it is still served
+//! normally so that scripts stay deterministic.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+
+/// A scripted fault, consumed by the next request that arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and the service's error body.
+    Status(u16),
+    /// Answer 429 with `Retry-After: retry_after_secs` and the service's rate-limit body.
+    RateLimited { retry_after_secs: u64 },
+    /// Never answer (the client's timeout fires).
+    Hang,
+    /// Wait this long, then serve the request normally.
+    Delay(Duration),
+    /// Serve the request (its effects happen), then never answer: a timeout whose request
+    /// actually succeeded, the case that makes retried creates dangerous.
+    LoseResponse,
+}
+
+/// One request that reached the fake.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub at: Instant,
+    pub method: String,
+    /// Path and query, e.g. `/v1/pages` or `/incidents?incident_key=x`.
+    pub path: String,
+    /// Status answered (0 when the request hung before being served; for
+    /// [`Fault::LoseResponse`] the status that was never delivered).
+    pub status: u16,
+}
+
+/// A request that arrived before the `Retry-After` the fake had given.
+#[derive(Debug, Clone)]
+pub struct EarlyRetry {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    /// When the client was allowed to come back.
+    pub allowed_at: Instant,
+}
+
+impl EarlyRetry {
+    /// How much too early it came.
+    pub fn early_by(&self) -> Duration {
+        self.allowed_at.saturating_duration_since(self.at)
+    }
+}
+
+/// A request the fake refused the way the real service would.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// Service error code (`validation_error`, `invalid event`, `2001`, …).
+    pub code: String,
+    /// Why, in the service's words.
+    pub reason: String,
+}
+
+/// Token bucket: `rate` requests per second on average, bursts up to `burst`.
+#[derive(Debug, Clone)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+#[derive(Default)]
+struct FaultState {
+    latency: Duration,
+    queue: VecDeque<Fault>,
+    down: bool,
+    not_before: Option<Instant>,
+    early: Vec<EarlyRetry>,
+    calls: Vec<Call>,
+    rejected: Vec<Rejected>,
+    bucket: Option<Bucket>,
+}
+
+/// Builds the service-shaped error body for an injected status.
+pub(crate) type ErrorBody = fn(status: u16, path: &str) -> Value;
+
+/// Shared per fake: faults, logs, limiter.
+pub(crate) struct Faults {
+    state: Mutex<FaultState>,
+    error_body: ErrorBody,
+}
+
+enum Verdict {
+    Proceed,
+    Respond {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    Hang,
+    LoseResponse,
+}
+
+impl Faults {
+    pub(crate) fn new(error_body: ErrorBody) -> Arc<Faults> {
+        Arc::new(Faults {
+            state: Mutex::new(FaultState::default()),
+            error_body,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FaultState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+    pub(crate) fn push(&self, fault: Fault) {
+        self.lock().queue.push_back(fault);
+    }
+    pub(crate) fn clear(&self) {
+        let mut s = self.lock();
+        s.queue.clear();
+        s.down = false;
+        s.latency = Duration::ZERO;
+        s.not_before = None;
+    }
+    pub(crate) fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+    pub(crate) fn set_rate_limit(&self, limit: Option<(f64, u32)>) {
+        self.lock().bucket = limit.map(|(rate, burst)| Bucket {
+            rate: rate.max(0.001),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            last: Instant::now(),
+        });
+    }
+    pub(crate) fn pending(&self) -> usize {
+        self.lock().queue.len()
+    }
+    pub(crate) fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+    pub(crate) fn early_retries(&self) -> Vec<EarlyRetry> {
+        self.lock().early.clone()
+    }
+    pub(crate) fn rejected(&self) -> Vec<Rejected> {
+        self.lock().rejected.clone()
+    }
+
+    pub(crate) fn reject(&self, method: &str, path: &str, status: u16, code: &str, reason: &str) {
+        self.lock().rejected.push(Rejected {
+            at: Instant::now(),
+            method: method.to_string(),
+            path: path.to_string(),
+            status,
+            code: code.to_string(),
+            reason: reason.to_string(),
+        });
+    }
+
+    fn decide(&self, method: &str, path: &str) -> (Duration, Option<Duration>, Verdict) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        if let Some(allowed_at) = s.not_before {
+            if now < allowed_at {
+                s.early.push(EarlyRetry {
+                    at: now,
+                    method: method.to_string(),
+                    path: path.to_string(),
+                    allowed_at,
+                });
+            } else {
+                s.not_before = None;
+            }
+        }
+        let latency = s.latency;
+        let mut delay = None;
+        let verdict = match s.queue.pop_front() {
+            Some(Fault::Status(code)) => Verdict::Respond {
+                status: code,
+                retry_after: None,
+            },
+            Some(Fault::RateLimited { retry_after_secs }) => Verdict::Respond {
+                status: 429,
+                retry_after: Some(retry_after_secs),
+            },
+            Some(Fault::Hang) => Verdict::Hang,
+            Some(Fault::LoseResponse) => Verdict::LoseResponse,
+            Some(Fault::Delay(d)) => {
+                delay = Some(d);
+                Verdict::Proceed
+            }
+            None => Verdict::Proceed,
+        };
+        let verdict = match verdict {
+            Verdict::Proceed if s.down => Verdict::Respond {
+                status: 503,
+                retry_after: None,
+            },
+            Verdict::Proceed => match s.bucket.as_mut() {
+                Some(b) => {
+                    let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+                    b.tokens = (b.tokens + elapsed * b.rate).min(b.burst);
+                    b.last = now;
+                    if b.tokens >= 1.0 {
+                        b.tokens -= 1.0;
+                        Verdict::Proceed
+                    } else {
+                        let wait = ((1.0 - b.tokens) / b.rate).ceil().max(1.0) as u64;
+                        Verdict::Respond {
+                            status: 429,
+                            retry_after: Some(wait),
+                        }
+                    }
+                }
+                None => Verdict::Proceed,
+            },
+            other => other,
+        };
+        if let Verdict::Respond {
+            retry_after: Some(secs),
+            ..
+        } = verdict
+        {
+            s.not_before = Some(now + Duration::from_secs(secs));
+        }
+        (latency, delay, verdict)
+    }
+
+    fn record(&self, at: Instant, method: String, path: String, status: u16) {
+        self.lock().calls.push(Call {
+            at,
+            method,
+            path,
+            status,
+        });
+    }
+}
+
+/// Axum middleware applying [`Faults`] to every request and logging it.
+pub(crate) async fn layer(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> Response {
+    let at = Instant::now();
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let (latency, delay, verdict) = faults.decide(&method, &path);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    let response = match verdict {
+        Verdict::Hang => {
+            faults.record(at, method, path, 0);
+            std::future::pending::<()>().await;
+            unreachable!("a pending future never completes")
+        }
+        Verdict::Respond {
+            status,
+            retry_after,
+        } => {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = (faults.error_body)(status, &path);
+            if status == 429 {
+                faults.reject(&method, &path, 429, "rate_limited", "rate limited");
+            }
+            let mut resp = (code, Json(body)).into_response();
+            if let Some(secs) = retry_after {
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    resp.headers_mut().insert("retry-after", v);
+                }
+            }
+            resp
+        }
+        Verdict::LoseResponse => {
+            let served = next.run(req).await;
+            faults.record(at, method, path, served.status().as_u16());
+            std::future::pending::<()>().await;
+            unreachable!("a pending future never completes")
+        }
+        Verdict::Proceed => next.run(req).await,
+    };
+    faults.record(at, method, path, response.status().as_u16());
+    response
+}
+
+/// A JSON response with a status.
+pub(crate) fn json_response(status: u16, body: Value) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = code;
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// Counts like JavaScript's `String.length` (Notion's limits are measured this way).
+pub(crate) fn utf16_len(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// Bind 127.0.0.1 on a free port and serve `router` in the background.
+pub(crate) async fn serve(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port for a fake");
+    let addr = listener.local_addr().expect("local address of a fake");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}

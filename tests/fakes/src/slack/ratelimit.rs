@@ -1,0 +1,94 @@
+//! Sliding-window rate limits per method (tiers) and per channel (`chat.postMessage`), plus the
+//! bookkeeping of `Retry-After` promises used to detect early retries.
+//!
+//! Time scaling: with `time_scale = s`, every window is divided by `s` (a Tier 2 minute lasts
+//! `60/s` seconds, the postMessage second lasts `1/s` seconds). `Retry-After` stays an integer
+//! number of **real** seconds: `max(1, ceil(real wait))`. A client that honours it therefore waits
+//! at least one real second, and any call before that second is over counts as an early retry.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::spec::Limit;
+
+#[derive(Debug, Default)]
+pub(crate) struct RateLimiter {
+    /// `Some(scale)` when limits are enforced.
+    pub scale: Option<f64>,
+    /// Calls allowed per postMessage window per channel (default 1).
+    pub post_message_burst: u32,
+    windows: HashMap<String, VecDeque<Instant>>,
+    /// key → instant before which a call is an early retry.
+    pub retry_not_before: HashMap<String, Instant>,
+}
+
+/// Rate-limit key of a call.
+pub(crate) fn key(method: &str, limit: Limit, channel: Option<&str>) -> String {
+    match limit {
+        Limit::PerChannelPerSecond => format!("{method}:{}", channel.unwrap_or("")),
+        Limit::PerMinute(_) => method.to_string(),
+    }
+}
+
+pub(crate) fn retry_secs(wait: Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
+}
+
+impl RateLimiter {
+    /// Admit a call or return the `Retry-After` seconds. Only counts admitted calls.
+    pub fn admit(&mut self, key: &str, limit: Limit, now: Instant) -> Result<(), u64> {
+        let Some(scale) = self.scale else {
+            return Ok(());
+        };
+        // A promise we made still stands: refuse again with the remaining time.
+        if let Some(until) = self.retry_not_before.get(key) {
+            if now < *until {
+                let secs = retry_secs(*until - now);
+                self.retry_not_before
+                    .insert(key.to_string(), now + Duration::from_secs(secs));
+                return Err(secs);
+            }
+        }
+        let (n, window) = match limit {
+            Limit::PerMinute(n) => (n, Duration::from_secs_f64(60.0 / scale)),
+            Limit::PerChannelPerSecond => (
+                self.post_message_burst.max(1),
+                Duration::from_secs_f64(1.0 / scale),
+            ),
+        };
+        let q = self.windows.entry(key.to_string()).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            q.pop_front();
+        }
+        if (q.len() as u32) < n {
+            q.push_back(now);
+            return Ok(());
+        }
+        let oldest = *q.front().expect("non-empty");
+        let wait = (oldest + window).saturating_duration_since(now);
+        let secs = retry_secs(wait);
+        self.retry_not_before
+            .insert(key.to_string(), now + Duration::from_secs(secs));
+        Err(secs)
+    }
+
+    /// Remember a Retry-After we gave (also for injected 429s).
+    pub fn promise(&mut self, key: &str, now: Instant, secs: u64) {
+        let until = now + Duration::from_secs(secs);
+        let e = self
+            .retry_not_before
+            .entry(key.to_string())
+            .or_insert(until);
+        if *e < until {
+            *e = until;
+        }
+    }
+
+    /// When a call with `key` arriving at `now` is early, the instant it was allowed at.
+    pub fn early(&self, key: &str, now: Instant) -> Option<Instant> {
+        self.retry_not_before
+            .get(key)
+            .copied()
+            .filter(|until| now < *until)
+    }
+}
