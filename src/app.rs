@@ -278,11 +278,10 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     ));
     let socket_task = tokio::spawn(socket.run(sock_rx));
 
-    let http_task = app.settings.http_addr.map(|addr| tokio::spawn(crate::http::serve(
-            app.clone(),
-            addr,
-            shutdown.clone(),
-        )));
+    let http_task = app
+        .settings
+        .http_addr
+        .map(|addr| tokio::spawn(crate::http::serve(app.clone(), addr, shutdown.clone())));
 
     let _ = shutdown.wait_for(|s| *s).await;
     tracing::info!("shutting down: no new work is taken; finishing steps in flight");

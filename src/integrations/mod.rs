@@ -120,6 +120,33 @@ impl IntegrationError {
     }
 }
 
+/// Shared "not before" gate for one service: after a 429 every caller waits out `Retry-After`,
+/// so no request reaches the service before it said it may.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RateGate(std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>);
+
+impl RateGate {
+    /// Sleep until the gate is open.
+    pub(crate) async fn wait(&self) {
+        let until = *self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = until {
+            tokio::time::sleep_until(t).await;
+        }
+    }
+
+    /// Remember the service's answer: close the gate for `retry_after` when it was a 429.
+    pub(crate) fn observe<T>(&self, result: &Result<T, IntegrationError>) {
+        if let Err(IntegrationError::RateLimited { retry_after, .. }) = result {
+            let wait = retry_after.unwrap_or(Duration::from_secs(1));
+            let until = tokio::time::Instant::now() + wait;
+            let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if g.is_none_or(|t| t < until) {
+                *g = Some(until);
+            }
+        }
+    }
+}
+
 /// Parse a `Retry-After` header: integer or decimal seconds, or an HTTP date.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();

@@ -24,7 +24,9 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::{status_error, transport_error, Check, IncidentFacts, IntegrationError, CALL_TIMEOUT};
+use super::{
+    status_error, transport_error, Check, IncidentFacts, IntegrationError, RateGate, CALL_TIMEOUT,
+};
 use crate::config::{NotionParent, NotionSettings};
 use crate::incident::human_duration;
 use crate::incident::text::{clamp, clamp_utf16, one_line, split_utf16};
@@ -778,6 +780,7 @@ pub struct Notion {
     settings: NotionSettings,
     timeout: Duration,
     schema: Mutex<Option<Arc<DatabaseSchema>>>,
+    gate: RateGate,
 }
 
 impl Notion {
@@ -787,6 +790,7 @@ impl Notion {
             settings,
             timeout: CALL_TIMEOUT,
             schema: Mutex::new(None),
+            gate: RateGate::default(),
         }
     }
 
@@ -1185,6 +1189,18 @@ impl Notion {
 
     /// One attempt: `{api_url}/v1/{path}` with auth, version and timeout; failures classified.
     async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, IntegrationError> {
+        self.gate.wait().await;
+        let r = self.call_once(method, path, body).await;
+        self.gate.observe(&r);
+        r
+    }
+
+    async fn call_once(
         &self,
         method: Method,
         path: &str,

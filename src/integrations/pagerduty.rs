@@ -19,7 +19,9 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::{status_error, transport_error, Check, IncidentFacts, IntegrationError, CALL_TIMEOUT};
+use super::{
+    status_error, transport_error, Check, IncidentFacts, IntegrationError, RateGate, CALL_TIMEOUT,
+};
 use crate::config::{PagerDutySettings, Secret};
 use crate::incident::text::{clamp, clamp_utf16, one_line};
 
@@ -62,6 +64,7 @@ pub struct Pager {
     http: reqwest::Client,
     settings: PagerDutySettings,
     timeout: Duration,
+    gate: RateGate,
 }
 
 impl Pager {
@@ -70,6 +73,7 @@ impl Pager {
             http,
             settings,
             timeout: CALL_TIMEOUT,
+            gate: RateGate::default(),
         }
     }
 
@@ -350,6 +354,17 @@ impl Pager {
 
     /// One attempt: send with the timeout, read the body, classify failures.
     async fn send(
+        &self,
+        req: RequestBuilder,
+        secret: &Secret,
+    ) -> Result<(u16, Value), IntegrationError> {
+        self.gate.wait().await;
+        let r = self.send_once(req, secret).await;
+        self.gate.observe(&r);
+        r
+    }
+
+    async fn send_once(
         &self,
         req: RequestBuilder,
         secret: &Secret,
