@@ -171,7 +171,7 @@ async fn pagerduty_down_never_holds_up_slack_and_the_channel_is_told() {
     );
     f.w.until("failure notice", || {
         f.w.slack.messages(&ch.id).iter().any(|m| {
-            let t = text_of(&m);
+            let t = text_of(m);
             t.contains("PagerDuty") && t.contains("keeps trying") && t.contains("incd_retry")
         })
     })

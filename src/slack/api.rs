@@ -28,6 +28,16 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(600);
 /// Spacing between messages to one channel (Slack allows about one per second).
 pub const POST_SPACING: Duration = Duration::from_millis(1000);
+/// Tier 2 methods incd calls: always one request at a time.
+const SERIAL_METHODS: &[&str] = &[
+    "conversations.create",
+    "conversations.rename",
+    "conversations.setTopic",
+    "pins.add",
+    "bookmarks.add",
+];
+/// How long a key stays in one-request-at-a-time mode after a 429.
+const THROTTLE_MEMORY: Duration = Duration::from_secs(60);
 /// Attempts for calls that failed before reaching Slack (connection refused and the like).
 const CONNECT_ATTEMPTS: u32 = 4;
 
@@ -97,6 +107,8 @@ pub struct SlackApi {
     app_token: Secret,
     /// Key (method, or `chat.postMessage:<channel>`) -> earliest time the next call may go out.
     gates: Mutex<HashMap<String, Instant>>,
+    /// Keys that got a 429 recently (when, and the one-at-a-time permit used meanwhile).
+    throttled: Mutex<HashMap<String, (Instant, Arc<tokio::sync::Semaphore>)>>,
     /// Spacing of `chat.postMessage` per channel ([`POST_SPACING`] unless tuned).
     post_spacing: Duration,
     metrics: Arc<Metrics>,
@@ -116,6 +128,7 @@ impl SlackApi {
             bot_token,
             app_token,
             gates: Mutex::new(HashMap::new()),
+            throttled: Mutex::new(HashMap::new()),
             post_spacing: POST_SPACING,
             metrics,
         }
@@ -226,6 +239,9 @@ impl SlackApi {
         let started = Instant::now();
         let mut connect_failures = 0;
         loop {
+            // After a recent 429 on this key, one request at a time, so nothing is in flight
+            // when Slack says to wait and no request lands inside a Retry-After window.
+            let _permit = self.throttle_permit(gate).await;
             self.wait_gate(gate, method).await;
             let result = self.raw(method, token, &body).await;
             match result {
@@ -357,7 +373,35 @@ impl SlackApi {
         }
     }
 
+    async fn throttle_permit(&self, key: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let sem = {
+            let mut t = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
+            if SERIAL_METHODS.contains(&key) {
+                // Tier 2 allows ~20 calls a minute: one at a time costs nothing and means a 429
+                // never finds other calls already on their way.
+                let far_past = Instant::now() - THROTTLE_MEMORY;
+                t.entry(key.to_string())
+                    .or_insert_with(|| (far_past, Arc::new(tokio::sync::Semaphore::new(1))))
+                    .1
+                    .clone()
+            } else {
+                match t.get(key) {
+                    Some((last, sem)) if last.elapsed() < THROTTLE_MEMORY => sem.clone(),
+                    _ => return None,
+                }
+            }
+        };
+        sem.acquire_owned().await.ok()
+    }
+
     fn close_gate(&self, key: &str, wait: Duration) {
+        {
+            let mut t = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = t
+                .entry(key.to_string())
+                .or_insert_with(|| (Instant::now(), Arc::new(tokio::sync::Semaphore::new(1))));
+            entry.0 = Instant::now();
+        }
         let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
         let until = Instant::now() + wait;
         let e = gates.entry(key.to_string()).or_insert(until);
