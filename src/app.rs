@@ -36,7 +36,10 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     bot_user: OnceLock<String>,
     incident_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
-    summary_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Pinned-summary refresh state per incident.
+    pub(crate) summaries: crate::workflow::summary::Summaries,
+    /// Woken whenever an incident channel is created (integrations wait for it).
+    pub(crate) channel_created: Notify,
     background: Mutex<HashSet<(i64, String)>>,
     inflight: AtomicUsize,
     idle: Notify,
@@ -88,7 +91,8 @@ impl App {
             metrics,
             bot_user: OnceLock::new(),
             incident_locks: Mutex::new(HashMap::new()),
-            summary_locks: Mutex::new(HashMap::new()),
+            summaries: Default::default(),
+            channel_created: Notify::new(),
             background: Mutex::new(HashSet::new()),
             inflight: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -104,11 +108,6 @@ impl App {
     /// Serialises workflows of one incident (declare, then resolve).
     pub async fn lock_incident(&self, id: i64) -> OwnedMutexGuard<()> {
         lock_in(&self.incident_locks, id).await
-    }
-
-    /// Serialises renders of one incident's pinned summary.
-    pub async fn summary_lock(&self, id: i64) -> OwnedMutexGuard<()> {
-        lock_in(&self.summary_locks, id).await
     }
 
     /// Claim a background step so it runs once per process.

@@ -71,10 +71,11 @@ async fn declare_pages_once_creates_the_post_mortem_and_links_both_then_resolve_
         "{}",
         alert.summary
     );
-    assert!(alert
-        .links
-        .iter()
-        .any(|l| l["href"].as_str().unwrap_or("").contains(&ch.id)));
+    assert!(alert.links.iter().any(|l| {
+        let href = l["href"].as_str().unwrap_or("");
+        href.starts_with("https://slack.com/app_redirect?channel=")
+            && (href.contains(&ch.id) || href.contains(&ch.name))
+    }));
 
     // The post-mortem page lives in the database with the skeleton sections.
     f.w.until("post-mortem", || !f.notion.pages().is_empty())
@@ -97,9 +98,10 @@ async fn declare_pages_once_creates_the_post_mortem_and_links_both_then_resolve_
         "follow-up tasks as to-dos"
     );
     assert!(
-        page.blocks
-            .iter()
-            .any(|b| b.value.to_string().contains(&ch.id)),
+        page.blocks.iter().any(|b| {
+            let v = b.value.to_string();
+            v.contains(&ch.id) || v.contains(&ch.name)
+        }),
         "description links the Slack channel"
     );
     assert_eq!(page.option("Severity").as_deref(), Some("SEV1"));

@@ -16,7 +16,7 @@ use crate::incident::{Incident, Status};
 use crate::slack::api::SlackError;
 use crate::slack::messages;
 use crate::store::StepState;
-use crate::workflow::{integrations, post_step, slack_step};
+use crate::workflow::{integrations, post_step, slack_step, summary};
 
 /// How many names to try when Slack says `name_taken` for names we never used.
 pub const NAME_ATTEMPTS: usize = 5;
@@ -34,6 +34,10 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
     if inc.status == Status::Failed {
         return Ok(());
     }
+    // Paging and the post-mortem need only the incident's name (their Slack link uses the
+    // channel name until the id is known): start them now, beside channel creation.
+    integrations::start_declare(&app_arc, &inc);
+
     if inc.channel_id.is_none() {
         match create_channel(app, &mut inc).await {
             Ok(()) => {}
@@ -52,55 +56,8 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
     }
     let channel = inc.channel_id.clone().unwrap_or_default();
 
-    // The integrations need only the channel; start them now.
-    integrations::start_declare(&app_arc, &inc);
-
     let summary = async {
-        let level = app.settings.incidents.severity(&inc.severity);
-        let ts = if let Some(ts) = inc.summary_ts.clone() {
-            Some(ts)
-        } else {
-            let _lock = app.summary_lock(id).await;
-            let current = app
-                .store
-                .incident(id)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| inc.clone());
-            let ts = post_step(
-                app,
-                &current,
-                "summary",
-                &channel,
-                || {
-                    let (t, b) = messages::summary(
-                        &current,
-                        level,
-                        app.settings.incidents.timezone,
-                        app.pager.is_some(),
-                        app.notion.is_some(),
-                    );
-                    (t, Some(b))
-                },
-                None,
-            )
-            .await;
-            if let Some(ts) = &ts {
-                let _ = app.store.set_field(id, crate::store::Field::SummaryTs, ts);
-                // Links may have arrived while the summary was being posted.
-                let latest = app.store.incident(id).ok().flatten();
-                if let Some(latest) = latest {
-                    if latest.pagerduty_url != current.pagerduty_url
-                        || latest.notion_url != current.notion_url
-                        || latest.pagerduty_key != current.pagerduty_key
-                    {
-                        drop(_lock);
-                        refresh_summary(app, id).await;
-                    }
-                }
-            }
-            ts
-        };
+        let ts = summary::post(app, id, &channel).await;
         if let Some(ts) = ts {
             slack_step(app, id, "pin", |_| {
                 let args = json!({"channel": channel, "timestamp": ts});
@@ -235,6 +192,7 @@ fn record_channel(app: &App, inc: &mut Incident, id: &str) -> Result<(), String>
         .set_step(inc.id, "create_channel", StepState::Done, None);
     app.metrics.step("create_channel", "done");
     inc.channel_id = Some(id.to_string());
+    app.channel_created.notify_waiters();
     Ok(())
 }
 
@@ -435,29 +393,6 @@ async fn send_to_reporter(app: &App, inc: &Incident, text: &str) {
         .await
     {
         tracing::warn!(error = %e, "could not reach the reporter");
-    }
-}
-
-/// Re-render the pinned summary from the store (after links arrive or on resolve).
-pub async fn refresh_summary(app: &App, id: i64) {
-    let _lock = app.summary_lock(id).await;
-    let Ok(Some(inc)) = app.store.incident(id) else {
-        return;
-    };
-    let (Some(channel), Some(ts)) = (inc.channel_id.clone(), inc.summary_ts.clone()) else {
-        return; // not posted yet: the poster renders the latest state
-    };
-    let level = app.settings.incidents.severity(&inc.severity);
-    let (text, blocks) = messages::summary(
-        &inc,
-        level,
-        app.settings.incidents.timezone,
-        app.pager.is_some(),
-        app.notion.is_some(),
-    );
-    let args = json!({"channel": channel, "ts": ts, "text": text, "blocks": blocks});
-    if let Err(e) = update_with_retry(app, args).await {
-        tracing::warn!(incident = %inc.name, error = %e, "could not update the pinned summary");
     }
 }
 

@@ -17,8 +17,11 @@ use crate::integrations::pagerduty::PageRef;
 use crate::integrations::{IncidentFacts, IntegrationError, TimelineEntry};
 use crate::slack::messages::{self, Integration};
 use crate::store::{Field, StepState};
-use crate::workflow::declare::refresh_summary;
-use crate::workflow::{post_step, slack_step};
+use crate::workflow::{post_step, slack_step, summary, wait_for_channel};
+
+/// How long a finished integration step waits for the incident channel (declare may still be
+/// creating it, with retries) before it leaves the link in the store only.
+const CHANNEL_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The four background steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,7 +321,7 @@ async fn after_success(
             return;
         }
     };
-    let Some(channel) = inc.channel_id.clone() else {
+    let Some(channel) = wait_for_channel(app, inc.id, CHANNEL_WAIT).await else {
         return;
     };
     let title = match kind.integration() {
@@ -346,7 +349,7 @@ async fn after_success(
             post_step(app, inc, &step, &channel, || (text.clone(), None), None).await;
         }
     };
-    tokio::join!(bookmark, refresh_summary(app, id), recovered);
+    tokio::join!(bookmark, summary::refresh(app, id), recovered);
     // The incident may have been resolved while this was pending.
     if let Ok(Some(now)) = app.store.incident(id) {
         if matches!(now.status, Status::Resolving | Status::Resolved) {
@@ -372,7 +375,7 @@ async fn after_success(
 }
 
 async fn post_notice(app: &App, inc: &Incident, kind: Kind, reason: &str, gave_up: bool) {
-    let Some(channel) = inc.channel_id.clone() else {
+    let Some(channel) = wait_for_channel(app, inc.id, CHANNEL_WAIT).await else {
         return;
     };
     let step = kind.step();

@@ -12,6 +12,7 @@
 pub mod declare;
 pub mod integrations;
 pub mod resolve;
+pub mod summary;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -211,6 +212,26 @@ pub(crate) async fn post_step(
         }
     })
     .await
+}
+
+/// Wait until the incident's channel exists (declare creates it), up to `limit`. `None` when
+/// declaring failed or the limit passed.
+pub(crate) async fn wait_for_channel(app: &App, id: i64, limit: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let notified = app.channel_created.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match app.store.incident(id) {
+            Ok(Some(inc)) if inc.channel_id.is_some() => return inc.channel_id,
+            Ok(Some(inc)) if inc.status == Status::Failed => return None,
+            Ok(Some(_)) => {}
+            _ => return None,
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return None;
+        }
+    }
 }
 
 /// Resume every unfinished workflow (on start).

@@ -10,8 +10,8 @@ use serde_json::json;
 use crate::app::App;
 use crate::incident::{Incident, Status};
 use crate::slack::messages;
-use crate::workflow::declare::{refresh_summary, update_with_retry};
-use crate::workflow::{integrations, post_step, slack_step};
+use crate::workflow::declare::update_with_retry;
+use crate::workflow::{integrations, post_step, slack_step, summary};
 
 /// Run (or resume) the resolve workflow of incident `id`.
 pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
@@ -54,7 +54,7 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
     let summary = slack_step(app, id, "resolve_summary", |_| {
         let app = &app;
         async move {
-            refresh_summary(app, id).await;
+            summary::refresh(app, id).await;
             Ok(())
         }
     });
