@@ -169,7 +169,14 @@ async fn run_step(app: &Arc<App>, id: i64, kind: Kind) {
         }
         let _ = app.store.set_step(id, step, StepState::Started, None);
         let facts = facts(app, &inc);
+        let t0 = std::time::Instant::now();
         let result = attempt(app, &inc, kind, &facts, maybe_applied).await;
+        let service = match kind.integration() {
+            Integration::PagerDuty => "pagerduty",
+            Integration::Notion => "notion",
+        };
+        app.metrics
+            .external_call(service, step, t0.elapsed(), result.is_ok());
         maybe_applied = true;
         match result {
             Ok(outcome) => {
