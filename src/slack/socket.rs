@@ -254,8 +254,10 @@ impl SocketMode {
                             tokio::spawn(self.clone().serve(ws, slot, generation, events_tx.clone(), shutdown.clone()))
                         });
                         tokio::spawn(async move {
+                            let abort = old.abort_handle();
                             if tokio::time::timeout(DRAIN_LIMIT, old).await.is_err() {
-                                tracing::debug!("old socket did not close in time; dropped");
+                                tracing::debug!("old socket did not close in time; closing it");
+                                abort.abort();
                             }
                         });
                     }
@@ -335,10 +337,7 @@ impl SocketMode {
             }
             let _ = sink.close().await;
         });
-        self.metrics.live_connections.fetch_add(1, Ordering::SeqCst);
-        self.metrics
-            .connection_opens
-            .fetch_add(1, Ordering::Relaxed);
+        let live = LiveGuard::new(&self.metrics);
         let mut last_inbound = Instant::now();
         let mut ping = tokio::time::interval(self.keepalive.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -382,7 +381,7 @@ impl SocketMode {
                 }
             }
         };
-        self.metrics.live_connections.fetch_sub(1, Ordering::SeqCst);
+        drop(live);
         // Let acks already queued go out, then close.
         drop(out_tx);
         let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
@@ -462,6 +461,23 @@ impl SocketMode {
             metrics.ack(received.elapsed());
         });
         None
+    }
+}
+
+/// Counts a live socket for as long as it lives, even if its task is aborted.
+struct LiveGuard(Arc<Metrics>);
+
+impl LiveGuard {
+    fn new(metrics: &Arc<Metrics>) -> LiveGuard {
+        metrics.live_connections.fetch_add(1, Ordering::SeqCst);
+        metrics.connection_opens.fetch_add(1, Ordering::Relaxed);
+        LiveGuard(metrics.clone())
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live_connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
