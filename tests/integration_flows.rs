@@ -362,3 +362,44 @@ fn run_doctor(
     );
     (out.status.code().unwrap_or(-1), text)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_mode_opens_a_pagerduty_incident_links_it_and_resolves_it() {
+    let mut w = World::new().await;
+    let pd = FakePagerDuty::start().await;
+    w.set_env("PAGERDUTY_API_TOKEN", pd.api_token());
+    w.set_env("PAGERDUTY_SERVICE_ID", pd.service_id());
+    w.set_env("PAGERDUTY_FROM_EMAIL", pd.from_email());
+    w.set_env("PAGERDUTY_API_URL", pd.url());
+    let _incd = w.start(1).await;
+    let ch = w.declare(DEFAULT_USER, "Disk full on db-1", "sev2").await;
+    let name = ch.name.strip_prefix("incd-").unwrap().to_string();
+    w.until("incident opened", || !pd.incidents().is_empty())
+        .await;
+    let inc = pd.incidents()[0].clone();
+    assert_eq!(inc.incident_key.as_deref(), Some(name.as_str()));
+    assert!(inc.title.contains("Disk full on db-1"));
+    w.until("html_url bookmarked", || {
+        w.slack
+            .bookmarks(&ch.id)
+            .iter()
+            .any(|b| b.link == inc.html_url)
+    })
+    .await;
+    w.until("summary links it", || {
+        w.slack
+            .pins(&ch.id)
+            .iter()
+            .filter_map(|ts| w.slack.message(&ch.id, ts))
+            .any(|m| text_of(&m).contains(&inc.html_url))
+    })
+    .await;
+    resolve(&w, &ch.id, DEFAULT_USER, "Freed space").await;
+    w.until("PagerDuty incident resolved", || {
+        pd.incidents()[0].status == "resolved"
+    })
+    .await;
+    assert_eq!(pd.incidents().len(), 1);
+    assert!(pd.rejected().is_empty(), "{:?}", pd.rejected());
+    w.slack.assert_no_violations();
+}
