@@ -684,36 +684,17 @@ pub fn error_detail(body: &str, secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrations::TimelineEntry;
-    use chrono::{TimeZone, Utc};
+    
+    
 
     const KEY: &str = "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY12";
 
     fn facts() -> IncidentFacts {
-        let declared = Utc.with_ymd_and_hms(2025, 3, 14, 9, 26, 53).unwrap();
         IncidentFacts {
-            name: "20250314-brave-otter".into(),
             title: "Checkout fails\nfor EU customers".into(),
-            description: "Payments time out after 30 s.".into(),
-            severity_id: "sev1".into(),
-            severity_label: "SEV1".into(),
-            pagerduty_severity: "critical".into(),
-            resolved: false,
-            reporter: "U0REPORTER".into(),
-            commander: Some("U0COMMANDR".into()),
-            channel_id: "C0INCIDENT".into(),
-            channel_name: "incd-20250314-brave-otter".into(),
-            channel_url: "https://slack.com/app_redirect?channel=C0INCIDENT".into(),
-            declared_at: declared,
-            resolved_at: None,
-            resolved_by: None,
-            resolution_summary: None,
-            timeline: vec![TimelineEntry {
-                at: declared,
-                text: "Declared by U0REPORTER".into(),
-            }],
             notion_url: Some("https://www.notion.so/abc123".into()),
             pagerduty_url: None,
+            ..crate::integrations::sample_facts()
         }
     }
 
