@@ -1327,7 +1327,6 @@ fn failed_check(name: &str, err: &IntegrationError, database: bool) -> Check {
 mod tests {
     use super::*;
     use crate::integrations::TimelineEntry;
-    
 
     fn facts() -> IncidentFacts {
         IncidentFacts {

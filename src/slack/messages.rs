@@ -249,8 +249,10 @@ pub fn topic(incident: &Incident, level: Option<&SeverityLevel>, resolved: bool)
 fn links_line(incident: &Incident) -> String {
     let pd = match &incident.pagerduty_url {
         Some(u) => format!("<{u}|PagerDuty incident>"),
-        None if incident.pagerduty_key.is_some() => "PagerDuty: on-call paged".to_string(),
-        None => "PagerDuty: _not paged yet_".to_string(),
+        None => match &incident.pagerduty_key {
+            Some(key) => format!("PagerDuty: on-call paged (dedup key `{key}`)"),
+            None => "PagerDuty: _not paged yet_".to_string(),
+        },
     };
     let notion = match &incident.notion_url {
         Some(u) => format!("<{u}|Post-mortem in Notion>"),
