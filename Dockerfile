@@ -5,6 +5,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY tests/fakes/Cargo.toml tests/fakes/Cargo.toml
 COPY src src
 COPY tests tests
+COPY benches benches
 COPY wordlists wordlists
 COPY config config
 RUN cargo build --release --locked --bin incd
