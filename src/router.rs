@@ -92,13 +92,14 @@ fn on_command(app: &Arc<App>, p: &Value) -> Option<Value> {
     match command {
         DECLARE_COMMAND => {
             let meta = json!({"c": channel, "r": response_url}).to_string();
-            let view = messages::declare_modal(
-                &text,
-                &app.settings.incidents.severities,
-                &app.settings.incidents.default_severity,
-                &meta,
-            );
-            open_modal(app, trigger, view, response_url);
+            open_modal(app, trigger, response_url, move |app| {
+                messages::declare_modal(
+                    &text,
+                    &app.settings.incidents.severities,
+                    &app.settings.incidents.default_severity,
+                    &meta,
+                )
+            });
             None
         }
         RESOLVE_COMMAND => {
@@ -116,8 +117,9 @@ fn on_command(app: &Arc<App>, p: &Value) -> Option<Value> {
                 }
                 Some(inc) => {
                     let meta = json!({"i": inc.id}).to_string();
-                    let view = messages::resolve_modal(&inc, &text, &meta);
-                    open_modal(app, trigger, view, response_url);
+                    open_modal(app, trigger, response_url, move |_| {
+                        messages::resolve_modal(&inc, &text, &meta)
+                    });
                     None
                 }
             }
@@ -128,9 +130,16 @@ fn on_command(app: &Arc<App>, p: &Value) -> Option<Value> {
 
 /// `views.open` right away (the trigger expires 3 s after the command); on failure tell the
 /// person ephemerally.
-fn open_modal(app: &Arc<App>, trigger: String, view: Value, response_url: String) {
+/// The view is rendered in the spawned task, off the ack path.
+fn open_modal(
+    app: &Arc<App>,
+    trigger: String,
+    response_url: String,
+    view: impl FnOnce(&App) -> Value + Send + 'static,
+) {
     let a = app.clone();
     app.spawn_tracked(async move {
+        let view = view(&a);
         let r = a
             .slack
             .call("views.open", json!({"trigger_id": trigger, "view": view}))
