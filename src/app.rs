@@ -225,8 +225,26 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     );
     let app = App::new(settings)?;
 
-    // Who are we? Validates the bot token early; failing here is not fatal (Slack may be down),
-    // the socket keeps retrying and the id is only used to filter ourselves from invites.
+    // Connect at once; the token check below runs while the socket opens.
+    let (sock_tx, sock_rx) = watch::channel(false);
+    let router = Arc::new(crate::router::Router::new(app.clone()));
+    let socket = Arc::new(SocketMode::new(
+        Arc::new(SlackApi::new(
+            http_client()?,
+            &app.settings.slack.api_url,
+            app.settings.slack.bot_token.clone(),
+            app.settings.slack.app_token.clone(),
+            app.metrics.clone(),
+        )),
+        router,
+        app.metrics.clone(),
+        app.settings.slack.connections,
+        keepalive_from_env(),
+    ));
+    let socket_task = tokio::spawn(socket.run(sock_rx));
+
+    // Who are we? Validates the bot token early. Slack being unreachable is not fatal (the socket
+    // keeps retrying and the id only filters ourselves from invites); a refused token is.
     match app.slack.auth_test().await {
         Ok((body, _)) => {
             if let Some(u) = body["user_id"].as_str() {
@@ -239,6 +257,8 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             );
         }
         Err(e) if e.code().is_some() => {
+            let _ = sock_tx.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(3), socket_task).await;
             anyhow::bail!("Slack refused SLACK_BOT_TOKEN ({e}); check the Bot User OAuth Token (xoxb-) of the app, or run `incd doctor`")
         }
         Err(e) => {
@@ -259,23 +279,6 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     if resumed > 0 {
         tracing::info!(resumed, "resumed unfinished incidents");
     }
-
-    let (sock_tx, sock_rx) = watch::channel(false);
-    let router = Arc::new(crate::router::Router::new(app.clone()));
-    let socket = Arc::new(SocketMode::new(
-        Arc::new(SlackApi::new(
-            http_client()?,
-            &app.settings.slack.api_url,
-            app.settings.slack.bot_token.clone(),
-            app.settings.slack.app_token.clone(),
-            app.metrics.clone(),
-        )),
-        router,
-        app.metrics.clone(),
-        app.settings.slack.connections,
-        keepalive_from_env(),
-    ));
-    let socket_task = tokio::spawn(socket.run(sock_rx));
 
     let http_task = app
         .settings

@@ -279,9 +279,11 @@ impl SocketMode {
                 .open_connection()
                 .await
                 .map_err(ConnectError::Open)?;
-            let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-                .await
-                .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+            // disable_nagle: an ack must leave at once, not wait for the next outgoing frame.
+            let (mut ws, _) =
+                tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+                    .await
+                    .map_err(|e| ConnectError::Handshake(e.to_string()))?;
             // The first frame is `hello`.
             loop {
                 match ws.next().await {

@@ -59,7 +59,8 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
     let summary = async {
         let ts = summary::post(app, id, &channel).await;
         if let Some(ts) = ts {
-            slack_step(app, id, "pin", |_| {
+            // Pin, and catch up with links that arrived while the summary was being posted.
+            let pin = slack_step(app, id, "pin", |_| {
                 let args = json!({"channel": channel, "timestamp": ts});
                 async move {
                     match app.slack.call("pins.add", args).await {
@@ -67,8 +68,8 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
                         r => r.map(|_| ()),
                     }
                 }
-            })
-            .await;
+            });
+            tokio::join!(pin, summary::refresh(app, id));
         }
     };
 

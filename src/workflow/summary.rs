@@ -42,8 +42,8 @@ fn key(r: &(String, serde_json::Value)) -> String {
     format!("{}{}", r.0, r.1)
 }
 
-/// Post the summary once (step `summary`), record its ts, then catch up with anything that
-/// changed meanwhile. Returns the ts.
+/// Post the summary once (step `summary`) and record its ts. The caller then runs [`refresh`]
+/// (beside the pin) to catch up with links that arrived while it was being posted.
 pub async fn post(app: &App, id: i64, channel: &str) -> Option<String> {
     let inc = app.store.incident(id).ok().flatten()?;
     if let Some(ts) = inc.summary_ts.clone() {
@@ -66,7 +66,6 @@ pub async fn post(app: &App, id: i64, channel: &str) -> Option<String> {
         .entry(id)
         .or_default()
         .last_sent = Some(key(&rendered));
-    refresh(app, id).await;
     Some(ts)
 }
 

@@ -260,6 +260,11 @@ impl FakeSlack {
             .route("/response/{team}/{id}", post(http::response_url_handler))
             .with_state(shared.clone());
         let handle = tokio::spawn(async move {
+            // Like Slack's edge, answer without Nagle delays.
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app).await;
         });
         FakeSlack {

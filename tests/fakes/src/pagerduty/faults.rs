@@ -328,6 +328,10 @@ pub(crate) async fn serve(router: axum::Router) -> std::net::SocketAddr {
         .expect("bind a local port for a fake");
     let addr = listener.local_addr().expect("local address of a fake");
     tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let _ = axum::serve(listener, router).await;
     });
     addr

@@ -20,6 +20,9 @@ pub(crate) struct RateLimiter {
     windows: HashMap<String, VecDeque<Instant>>,
     /// key → instant before which a call is an early retry.
     pub retry_not_before: HashMap<String, Instant>,
+    /// When the current Retry-After of each key was given: a call already under way before then
+    /// is not a retry.
+    promised_at: HashMap<String, Instant>,
 }
 
 /// Rate-limit key of a call.
@@ -46,6 +49,7 @@ impl RateLimiter {
                 let secs = retry_secs(*until - now);
                 self.retry_not_before
                     .insert(key.to_string(), now + Duration::from_secs(secs));
+                self.promised_at.insert(key.to_string(), now);
                 return Err(secs);
             }
         }
@@ -69,6 +73,7 @@ impl RateLimiter {
         let secs = retry_secs(wait);
         self.retry_not_before
             .insert(key.to_string(), now + Duration::from_secs(secs));
+        self.promised_at.insert(key.to_string(), now);
         Err(secs)
     }
 
@@ -82,13 +87,17 @@ impl RateLimiter {
         if *e < until {
             *e = until;
         }
+        self.promised_at.insert(key.to_string(), now);
     }
 
     /// When a call with `key` arriving at `now` is early, the instant it was allowed at.
-    pub fn early(&self, key: &str, now: Instant) -> Option<Instant> {
+    /// `Some(allowed_at)` when a call that *arrived* at `arrived` came after a Retry-After was
+    /// given for `key` and before it elapsed.
+    pub fn early(&self, key: &str, arrived: Instant) -> Option<Instant> {
+        let promised = self.promised_at.get(key).copied()?;
         self.retry_not_before
             .get(key)
             .copied()
-            .filter(|until| now < *until)
+            .filter(|until| arrived > promised && arrived < *until)
     }
 }
