@@ -29,7 +29,7 @@ const CALL_LOG_POLL: Duration = Duration::from_micros(250);
 /// How often the whole fake state is sampled during the burst.
 const BURST_POLL: Duration = Duration::from_millis(50);
 /// incd's own spacing of messages to one channel (`INCD_SLACK_POST_SPACING_MS` unset).
-const DEFAULT_POST_SPACING: Duration = Duration::from_millis(1000);
+const DEFAULT_POST_SPACING: Duration = incd::slack::api::POST_SPACING;
 /// Margin on top of that spacing between two measured operations.
 const GAP_MARGIN: Duration = Duration::from_millis(50);
 
@@ -64,7 +64,7 @@ Usage: cargo bench --bench incd -- [OPTIONS]
   --incidents N       sequential incidents for the declare/resolve latencies (default 50)
   --burst N           declarations submitted at once in the burst (default 50)
   --burst-scale X     time scale of the enforced Slack rate limits in the burst (default 10)
-  --burst-post-spacing-ms N   INCD_SLACK_POST_SPACING_MS in the burst (default ⌈1000/scale⌉)
+  --burst-post-spacing-ms N   INCD_SLACK_POST_SPACING_MS in the burst (default ⌈1050/scale⌉: incd's own spacing, scaled)
   --starts N          measured start-ups (default 10)
   --only LIST         comma-separated sections: startup,ack,declare,burst (memory runs with burst)
   --trace             print to stderr the call timeline of the first declare and resolve
@@ -1234,7 +1234,7 @@ async fn bench_burst(o: &Opts, r: &mut Report) -> Result<(), String> {
     w.slack.enforce_rate_limits(scale);
     let spacing_ms = o
         .burst_post_spacing_ms
-        .unwrap_or((1000.0 / scale).ceil() as u64);
+        .unwrap_or((DEFAULT_POST_SPACING.as_millis() as f64 / scale).ceil() as u64);
     w.set_env("INCD_SLACK_POST_SPACING_MS", spacing_ms.to_string());
     let users: Vec<String> = (0..n).map(|i| format!("U0BURST{i:03}")).collect();
     for (i, u) in users.iter().enumerate() {
