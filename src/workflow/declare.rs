@@ -83,10 +83,11 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
         futures_util::future::join_all(futs).await;
     };
 
+    // The summary is on the critical path (post, then pin): polled first.
     tokio::join!(
+        summary,
         invite(app, &inc, &channel),
         set_topic(app, &inc, &channel),
-        summary,
         announce,
         reply_to_reporter(app, &inc),
     );
