@@ -252,18 +252,7 @@ async fn sigkill_after_slack_created_the_channel_resumes_without_duplicates() {
     // Slack creates the channel, then the answer never comes: the worst moment to die.
     w.slack
         .inject_fault("conversations.create", Fault::ApplyThenHang);
-    let view = w.open_declare_form(DEFAULT_USER, GENERAL_CHANNEL, "").await;
-    let d = w
-        .slack
-        .submit_view_with(
-            &view.id,
-            DEFAULT_USER,
-            &[("title", "Killed mid-create"), ("severity", "sev1")],
-        )
-        .await
-        .unwrap();
-    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
-    let ch = w.wait_new_incident_channel(&[]).await;
+    let ch = w.declare(DEFAULT_USER, "Killed mid-create", "sev1").await;
     incd.kill9();
 
     let _incd2 = w.start(1).await;
@@ -284,18 +273,7 @@ async fn sigkill_after_slack_posted_the_summary_does_not_post_it_twice() {
     let mut incd = w.start(1).await;
     w.slack
         .inject_fault("chat.postMessage", Fault::ApplyThenHang);
-    let view = w.open_declare_form(DEFAULT_USER, GENERAL_CHANNEL, "").await;
-    let d = w
-        .slack
-        .submit_view_with(
-            &view.id,
-            DEFAULT_USER,
-            &[("title", "Killed mid-post"), ("severity", "sev2")],
-        )
-        .await
-        .unwrap();
-    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
-    let ch = w.wait_new_incident_channel(&[]).await;
+    let ch = w.declare(DEFAULT_USER, "Killed mid-post", "sev2").await;
     w.until("summary posted", || {
         !w.slack.top_level_messages(&ch.id).is_empty()
     })
