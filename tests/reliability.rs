@@ -480,3 +480,22 @@ async fn sigterm_stops_cleanly_and_a_restart_serves_again() {
     let ch = w.declare(DEFAULT_USER, "After restart", "sev4").await;
     wait_declared(&w, &ch.id).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_websockets_backs_off_instead_of_hammering() {
+    let mut w = World::with_config(incd_fakes::slack::FakeSlackConfig {
+        max_connections: 1,
+        ..Default::default()
+    })
+    .await;
+    let _incd = w.start(1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let opens = w.slack.calls_to("apps.connections.open").len();
+    assert!(
+        opens <= 4,
+        "the refused slot must back off, saw {opens} opens in 3 s"
+    );
+    // The one connection Slack allows keeps serving.
+    let ch = w.declare(DEFAULT_USER, "Crowded", "sev4").await;
+    wait_declared(&w, &ch.id).await;
+}

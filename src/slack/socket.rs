@@ -45,6 +45,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Backoff after `link_disabled`: Socket Mode is off in the app settings, so retrying fast is
 /// pointless, but a person may turn it back on.
 pub const LINK_DISABLED_BACKOFF: Duration = Duration::from_secs(60);
+/// Wait after `too_many_websockets` before this slot tries again.
+pub const CROWDED_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a socket replaced after `disconnect` may keep draining before we close it.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(15);
 /// Envelope ids remembered for de-duplication.
@@ -218,6 +220,16 @@ impl SocketMode {
                     Some(SocketEvent::Disconnect { generation: g, reason }) = events_rx.recv() => {
                         if g != generation {
                             continue; // from a socket that is already draining
+                        }
+                        if reason == "too_many_websockets" {
+                            // A replacement would be refused too: this slot steps back and retries later.
+                            tracing::warn!(slot, "Slack refused this connection: the app already has 10 Socket Mode connections (is another incd running with the same app token?)");
+                            let _ = (&mut current).await;
+                            let delay = jitter(CROWDED_BACKOFF);
+                            tokio::select! {
+                                _ = tokio::time::sleep(delay) => continue 'reconnect,
+                                _ = shutdown.changed() => return,
+                            }
                         }
                         if reason == "link_disabled" {
                             tracing::error!(slot, "Slack disabled Socket Mode for this app (link_disabled): turn Socket Mode on in the app settings; incd will keep checking every minute");

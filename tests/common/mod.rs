@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use incd_fakes::slack::{Channel, FakeSlack, SlashCommand, View, BOT_USER_ID, DEFAULT_USER};
+use incd_fakes::slack::{
+    Channel, FakeSlack, FakeSlackConfig, SlashCommand, View, BOT_USER_ID, DEFAULT_USER,
+};
 
 /// Generous bound for anything a test waits on.
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -94,7 +96,12 @@ impl World {
     /// Fake Slack with alice, bob and carol, `#general`, and two broadcast channels the bot is a
     /// member of.
     pub async fn new() -> World {
-        let slack = FakeSlack::start().await;
+        World::with_config(FakeSlackConfig::default()).await
+    }
+
+    /// Like [`World::new`] with a configured fake Slack.
+    pub async fn with_config(cfg: FakeSlackConfig) -> World {
+        let slack = FakeSlack::start_with(cfg).await;
         slack.add_user(BOB, "bob");
         slack.add_user(CAROL, "carol");
         let b1 = slack.add_channel("incidents", &[BOT_USER_ID, DEFAULT_USER]);
