@@ -339,7 +339,8 @@ async fn ensure_broadcast_membership(app: &App) {
     }
 }
 
-/// Keep-alive timings, shortened by `INCD_SOCKET_PING_MS` / `INCD_SOCKET_SILENCE_MS` (tests).
+/// Keep-alive timings, shortened by `INCD_SOCKET_PING_MS`, `INCD_SOCKET_SILENCE_MS` and
+/// `INCD_SOCKET_CONNECT_TIMEOUT_MS` (tests).
 fn env_ms(key: &str) -> Option<Duration> {
     std::env::var(key)
         .ok()
@@ -354,5 +355,6 @@ fn keepalive_from_env() -> KeepAlive {
     KeepAlive {
         ping_interval: ms("INCD_SOCKET_PING_MS").unwrap_or(d.ping_interval),
         silence_limit: ms("INCD_SOCKET_SILENCE_MS").unwrap_or(d.silence_limit),
+        connect_timeout: ms("INCD_SOCKET_CONNECT_TIMEOUT_MS").unwrap_or(d.connect_timeout),
     }
 }

@@ -499,3 +499,24 @@ async fn too_many_websockets_backs_off_instead_of_hammering() {
     let ch = w.declare(DEFAULT_USER, "Crowded", "sev4").await;
     wait_declared(&w, &ch.id).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_connection_open_times_out_and_is_retried() {
+    let mut w = World::new().await;
+    w.set_env("INCD_SOCKET_CONNECTIONS", "1");
+    w.set_env("INCD_SOCKET_CONNECT_TIMEOUT_MS", "500");
+    w.slack.inject_connections_open_fault(Fault::Hang);
+    w.slack.inject_connections_open_fault(Fault::Hang);
+    let t0 = Instant::now();
+    let incd = w.spawn();
+    w.slack
+        .wait_for_connections(1, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", incd.log_text()));
+    let opens = w.slack.calls_to("apps.connections.open");
+    assert!(opens.len() >= 3, "two hung opens, then a good one");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1000),
+        "each hang waited out its timeout"
+    );
+}

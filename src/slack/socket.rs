@@ -59,6 +59,8 @@ pub struct KeepAlive {
     pub ping_interval: Duration,
     /// A socket with no inbound frame (data, ping or pong) for this long is replaced.
     pub silence_limit: Duration,
+    /// Bound on `apps.connections.open` + handshake + `hello`.
+    pub connect_timeout: Duration,
 }
 
 /// Client ping interval.
@@ -71,6 +73,7 @@ impl Default for KeepAlive {
         KeepAlive {
             ping_interval: PING_INTERVAL,
             silence_limit: SILENCE_LIMIT,
+            connect_timeout: CONNECT_TIMEOUT,
         }
     }
 }
@@ -283,7 +286,7 @@ impl SocketMode {
     }
 
     /// `apps.connections.open`, then the websocket handshake, then `hello`, within
-    /// [`CONNECT_TIMEOUT`].
+    /// [`KeepAlive::connect_timeout`].
     async fn connect(&self, slot: usize) -> Result<Ws, ConnectError> {
         let fut = async {
             let url = self
@@ -325,7 +328,7 @@ impl SocketMode {
                 }
             }
         };
-        match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
+        match tokio::time::timeout(self.keepalive.connect_timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(ConnectError::Timeout),
         }
