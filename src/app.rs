@@ -38,7 +38,8 @@ pub struct App {
     incident_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// Pinned-summary refresh state per incident.
     pub(crate) summaries: crate::workflow::summary::Summaries,
-    /// Woken whenever an incident channel is created (integrations wait for it).
+    /// Woken whenever an incident channel is created, or declaring fails for good (integrations
+    /// wait for the channel).
     pub(crate) channel_created: Notify,
     background: Mutex<HashSet<(i64, String)>>,
     inflight: AtomicUsize,

@@ -403,3 +403,56 @@ async fn rest_mode_opens_a_pagerduty_incident_links_it_and_resolves_it() {
     assert!(pd.rejected().is_empty(), "{:?}", pd.rejected());
     w.slack.assert_no_violations();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declaration_that_cannot_get_a_channel_is_withdrawn_and_explained() {
+    let mut f = full_world().await;
+    let _incd = f.w.start(1).await;
+    // Slack is slow and then refuses: PagerDuty answers first.
+    f.w.slack.set_latency(Duration::from_millis(300));
+    f.w.slack.inject_fault(
+        "conversations.create",
+        incd_fakes::slack::Fault::Error("restricted_action".into()),
+    );
+    let view =
+        f.w.open_declare_form(DEFAULT_USER, incd_fakes::slack::GENERAL_CHANNEL, "")
+            .await;
+    let d =
+        f.w.slack
+            .submit_view_with(
+                &view.id,
+                DEFAULT_USER,
+                &[("title", "No channel"), ("severity", "sev1")],
+            )
+            .await
+            .unwrap();
+    f.w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    f.w.until("reporter told", || {
+        f.w.slack.response_url_posts().iter().any(|p| {
+            p.body["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("could not create the channel")
+        })
+    })
+    .await;
+    // Paging started beside the (slow) channel creation and got through; with no incident it
+    // is withdrawn.
+    f.w.until("the page went out and was withdrawn", || {
+        let alerts = f.pd.alerts();
+        !alerts.is_empty() && alerts.values().all(|a| a.status == AlertStatus::Resolved)
+    })
+    .await;
+    assert!(f
+        .w
+        .slack
+        .channels()
+        .iter()
+        .all(|c| !c.name.starts_with("incd-")));
+    for b in &f.w.broadcast {
+        assert!(
+            f.w.slack.top_level_messages(b).is_empty(),
+            "nothing announced"
+        );
+    }
+}

@@ -44,6 +44,9 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
             Err(reason) => {
                 tracing::error!(incident = %inc.name, %reason, "could not create the incident channel");
                 app.store.set_status(id, Status::Failed)?;
+                // Wake integration steps waiting for the channel: none will come.
+                app.channel_created.notify_waiters();
+                integrations::declare_failed(&app_arc, id);
                 tell_reporter(
                     app,
                     &inc,

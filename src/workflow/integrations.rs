@@ -81,6 +81,23 @@ pub fn start_resolve(app: &Arc<App>, inc: &Incident) {
     }
 }
 
+/// Declaring failed for good (no channel): withdraw a page that already went out, so the
+/// reporter's next `/incident` leaves exactly one open page. Steps still retrying stop by
+/// themselves (see `skip_reason`).
+pub fn declare_failed(app: &Arc<App>, id: i64) {
+    let paged = matches!(
+        app.store
+            .step(id, Kind::Page.step())
+            .ok()
+            .flatten()
+            .map(|s| s.state),
+        Some(StepState::Done)
+    );
+    if paged {
+        spawn(app, id, Kind::PageResolve);
+    }
+}
+
 /// Resume background steps left unfinished by a previous process.
 pub fn resume(app: &Arc<App>, inc: &Incident) {
     for step in app.store.pending_steps(inc.id).unwrap_or_default() {
@@ -221,6 +238,9 @@ async fn run_step(app: &Arc<App>, id: i64, kind: Kind) {
 /// Why a step is not needed any more, if it is not.
 fn skip_reason(app: &App, inc: &Incident, kind: Kind) -> Option<&'static str> {
     let resolved = matches!(inc.status, Status::Resolving | Status::Resolved);
+    if inc.status == Status::Failed && matches!(kind, Kind::Page | Kind::PostMortem) {
+        return Some("declaring failed: no incident channel could be created");
+    }
     match kind {
         Kind::Page => {
             let pages = app
@@ -329,6 +349,11 @@ async fn after_success(
         }
     };
     let Some(channel) = wait_for_channel(app, inc.id, CHANNEL_WAIT).await else {
+        // No channel will come: the declaration failed. Withdraw a page that got through.
+        if kind == Kind::Page {
+            let _ = app.store.set_step(id, kind.step(), StepState::Done, None);
+            declare_failed(app, id);
+        }
         return;
     };
     let title = match kind.integration() {
