@@ -46,7 +46,6 @@ pub use crate::pagerduty::faults::{Call, EarlyRetry, Fault, Rejected};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
@@ -818,39 +817,7 @@ impl FakeNotion {
         let s = self.inner.lock();
         s.dbs.contains_key(&id).then(|| s.database_json(&id))
     }
-    /// Every refused request with the reason.
-    pub fn rejected(&self) -> Vec<Rejected> {
-        self.inner.faults.rejected()
-    }
-    /// Every request, with arrival time and the status answered.
-    pub fn calls(&self) -> Vec<Call> {
-        self.inner.faults.calls()
-    }
-
-    /// Delay every request by this much.
-    pub fn set_latency(&self, latency: Duration) {
-        self.inner.faults.set_latency(latency);
-    }
-    /// Queue a fault for the next request not yet served by an earlier fault.
-    pub fn push_fault(&self, fault: Fault) {
-        self.inner.faults.push(fault);
-    }
-    /// Scripted faults not yet consumed.
-    pub fn pending_faults(&self) -> usize {
-        self.inner.faults.pending()
-    }
-    /// While down, every request gets 503.
-    pub fn set_down(&self, down: bool) {
-        self.inner.faults.set_down(down);
-    }
-    /// Drop queued faults, latency, the down switch and any pending `Retry-After`.
-    pub fn clear_faults(&self) {
-        self.inner.faults.clear();
-    }
-    /// Requests that arrived before a `Retry-After` given by this fake had elapsed.
-    pub fn early_retries(&self) -> Vec<EarlyRetry> {
-        self.inner.faults.early_retries()
-    }
+    crate::pagerduty::faults::fault_controls!();
     /// Notion's average rate limit ([`RATE_LIMIT`]) on or off.
     pub fn set_rate_limit(&self, on: bool) {
         self.inner.faults.set_rate_limit(on.then_some(RATE_LIMIT));

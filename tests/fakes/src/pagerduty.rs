@@ -44,7 +44,6 @@ pub use faults::{Call, EarlyRetry, Fault, Rejected};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
@@ -247,39 +246,7 @@ impl FakePagerDuty {
     pub fn incidents(&self) -> Vec<Incident> {
         self.inner.lock().incidents.clone()
     }
-    /// Every refused request with the reason.
-    pub fn rejected(&self) -> Vec<Rejected> {
-        self.inner.faults.rejected()
-    }
-    /// Every request, with arrival time and the status answered.
-    pub fn calls(&self) -> Vec<Call> {
-        self.inner.faults.calls()
-    }
-
-    /// Delay every request by this much.
-    pub fn set_latency(&self, latency: Duration) {
-        self.inner.faults.set_latency(latency);
-    }
-    /// Queue a fault for the next request not yet served by an earlier fault.
-    pub fn push_fault(&self, fault: Fault) {
-        self.inner.faults.push(fault);
-    }
-    /// Scripted faults not yet consumed.
-    pub fn pending_faults(&self) -> usize {
-        self.inner.faults.pending()
-    }
-    /// While down, every request gets 503.
-    pub fn set_down(&self, down: bool) {
-        self.inner.faults.set_down(down);
-    }
-    /// Drop queued faults, latency, the down switch and any pending `Retry-After`.
-    pub fn clear_faults(&self) {
-        self.inner.faults.clear();
-    }
-    /// Requests that arrived before a `Retry-After` given by this fake had elapsed.
-    pub fn early_retries(&self) -> Vec<EarlyRetry> {
-        self.inner.faults.early_retries()
-    }
+    crate::pagerduty::faults::fault_controls!();
 }
 
 /// Error body for injected statuses, in the shape of the API the path belongs to.

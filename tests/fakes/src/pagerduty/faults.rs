@@ -336,3 +336,44 @@ pub(crate) async fn serve(router: axum::Router) -> std::net::SocketAddr {
     });
     addr
 }
+
+/// The fault-injection driver methods shared by the PagerDuty and Notion fakes; expanded inside
+/// an `impl` whose `self.inner.faults` is a [`Faults`].
+macro_rules! fault_controls {
+    () => {
+        /// Every refused request with the reason.
+        pub fn rejected(&self) -> Vec<$crate::pagerduty::faults::Rejected> {
+            self.inner.faults.rejected()
+        }
+        /// Every request, with arrival time and the status answered.
+        pub fn calls(&self) -> Vec<$crate::pagerduty::faults::Call> {
+            self.inner.faults.calls()
+        }
+
+        /// Delay every request by this much.
+        pub fn set_latency(&self, latency: std::time::Duration) {
+            self.inner.faults.set_latency(latency);
+        }
+        /// Queue a fault for the next request not yet served by an earlier fault.
+        pub fn push_fault(&self, fault: $crate::pagerduty::faults::Fault) {
+            self.inner.faults.push(fault);
+        }
+        /// Scripted faults not yet consumed.
+        pub fn pending_faults(&self) -> usize {
+            self.inner.faults.pending()
+        }
+        /// While down, every request gets 503.
+        pub fn set_down(&self, down: bool) {
+            self.inner.faults.set_down(down);
+        }
+        /// Drop queued faults, latency, the down switch and any pending `Retry-After`.
+        pub fn clear_faults(&self) {
+            self.inner.faults.clear();
+        }
+        /// Requests that arrived before a `Retry-After` given by this fake had elapsed.
+        pub fn early_retries(&self) -> Vec<$crate::pagerduty::faults::EarlyRetry> {
+            self.inner.faults.early_retries()
+        }
+    };
+}
+pub(crate) use fault_controls;
