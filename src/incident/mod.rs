@@ -54,15 +54,6 @@ impl Status {
     pub fn can_resolve(self) -> bool {
         matches!(self, Status::Declaring | Status::Open)
     }
-
-    /// How people see it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::Declaring | Status::Open => "Investigating",
-            Status::Resolving | Status::Resolved => "Resolved",
-            Status::Failed => "Not declared",
-        }
-    }
 }
 
 /// What the reporter typed into the declare form, validated.

@@ -400,14 +400,6 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Count of incidents by status, for metrics.
-    pub fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM incidents GROUP BY status")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    }
-
     /// Set one step-result field.
     pub fn set_field(&self, id: i64, field: Field, value: &str) -> Result<()> {
         let sql = format!("UPDATE incidents SET {} = ?2 WHERE id = ?1", field.column());

@@ -47,7 +47,7 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
                 // Wake integration steps waiting for the channel: none will come.
                 app.channel_created.notify_waiters();
                 integrations::declare_failed(&app_arc, id);
-                tell_reporter(
+                send_to_reporter(
                     app,
                     &inc,
                     &messages::declare_failed_reply(&inc.title, &reason),
@@ -374,10 +374,6 @@ async fn reply_to_reporter(app: &App, inc: &Incident) {
         }
     })
     .await;
-}
-
-async fn tell_reporter(app: &App, inc: &Incident, text: &str) {
-    send_to_reporter(app, inc, text).await;
 }
 
 /// Ephemeral through the command's `response_url` (it works in any channel, bot member or not);
