@@ -160,6 +160,65 @@ pub enum ResolveRecorded {
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// The background checkpointer of a file database; stops when the store is dropped.
+    checkpointer: Option<Checkpointer>,
+}
+
+/// How often the background thread copies the write-ahead log into the database file.
+pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// WAL pages after which a commit checkpoints by itself: only a safety net for when the
+/// background thread falls behind (it normally keeps the log far below this).
+const AUTOCHECKPOINT_PAGES: i64 = 10_000;
+
+/// A thread with its own connection that checkpoints the WAL every [`CHECKPOINT_INTERVAL`].
+///
+/// SQLite's automatic checkpoint runs inside whichever commit crosses the threshold, fsync
+/// included, which would stall an async worker (and the acks it serves) for as long as the disk
+/// takes. A PASSIVE checkpoint on another connection never blocks writers.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    runs: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path, every: std::time::Duration) -> Result<Checkpointer> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening database {} for checkpoints", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = runs.clone();
+        let thread = std::thread::Builder::new()
+            .name("incd-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        Ok(()) => {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
+                    }
+                }
+            })
+            .context("starting the checkpoint thread")?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+            runs,
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -233,6 +292,11 @@ impl Field {
 impl Store {
     /// Open (creating the directory and file if needed) and migrate.
     pub fn open(data_dir: &Path) -> Result<Store> {
+        Self::open_with_checkpoints(data_dir, CHECKPOINT_INTERVAL)
+    }
+
+    /// [`Store::open`] with another checkpoint interval (tests).
+    pub fn open_with_checkpoints(data_dir: &Path, every: std::time::Duration) -> Result<Store> {
         std::fs::create_dir_all(data_dir).with_context(|| {
             format!(
                 "creating data directory {} (set INCD_DATA_DIR to a writable place)",
@@ -242,7 +306,19 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let conn = Connection::open(&path)
             .with_context(|| format!("opening database {}", path.display()))?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        store
+            .conn()
+            .pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
+        store.checkpointer = Some(Checkpointer::start(&path, every)?);
+        Ok(store)
+    }
+
+    /// Background checkpoints completed so far (file databases).
+    pub fn checkpoints_run(&self) -> u64 {
+        self.checkpointer
+            .as_ref()
+            .map_or(0, |c| c.runs.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// An in-memory store, for tests.
@@ -252,6 +328,8 @@ impl Store {
 
     fn init(mut conn: Connection) -> Result<Store> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement is prepared once and reused: parsing SQL cost more than running it.
+        conn.set_prepared_statement_cache_capacity(64);
         // WAL + NORMAL: every commit survives a process crash (kill -9); only an OS crash can
         // lose the last transactions. Commits stay well under a millisecond.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -274,6 +352,7 @@ impl Store {
         }
         Ok(Store {
             conn: Mutex::new(conn),
+            checkpointer: None,
         })
     }
 
@@ -294,11 +373,8 @@ impl Store {
     pub fn name_used(&self, name: &IncidentName) -> Result<bool> {
         Ok(self
             .conn()
-            .query_row(
-                "SELECT 1 FROM incidents WHERE name = ?1",
-                [name.as_str()],
-                |_| Ok(()),
-            )
+            .prepare_cached("SELECT 1 FROM incidents WHERE name = ?1")?
+            .query_row([name.as_str()], |_| Ok(()))
             .optional()?
             .is_some())
     }
@@ -307,19 +383,17 @@ impl Store {
     pub fn record_declaration(&self, n: &NewIncident<'_>) -> Result<Recorded> {
         let conn = self.conn();
         if let Some(id) = conn
-            .query_row(
-                "SELECT id FROM incidents WHERE submission_key = ?1",
-                [n.submission_key],
-                |r| r.get::<_, i64>(0),
-            )
+            .prepare_cached("SELECT id FROM incidents WHERE submission_key = ?1")?
+            .query_row([n.submission_key], |r| r.get::<_, i64>(0))
             .optional()?
         {
             return Ok(Recorded::Duplicate(id));
         }
-        let res = conn.execute(
+        let res = conn.prepare_cached(
             "INSERT INTO incidents (name, submission_key, title, description, severity, status, \
              reporter, commander, origin_channel, declared_at, response_url) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'declaring', ?6, ?7, ?8, ?9, ?10)",
+             VALUES (?1, ?2, ?3, ?4, ?5, 'declaring', ?6, ?7, ?8, ?9, ?10)")?
+        .execute(
             params![
                 n.name.as_str(),
                 n.submission_key,
@@ -336,14 +410,14 @@ impl Store {
         match res {
             Ok(_) => {
                 let id = conn.last_insert_rowid();
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)",
-                    params![
-                        id,
-                        ts(n.declared_at),
-                        format!("Incident declared by <@{}>", n.reporter)
-                    ],
-                )?;
+                )?
+                .execute(params![
+                    id,
+                    ts(n.declared_at),
+                    format!("Incident declared by <@{}>", n.reporter)
+                ])?;
                 Ok(Recorded::New(id))
             }
             Err(rusqlite::Error::SqliteFailure(e, _))
@@ -358,10 +432,11 @@ impl Store {
     /// Replace the name of an incident whose channel does not exist yet (Slack said
     /// `name_taken`). Returns false when the new name is already used.
     pub fn rename_incident(&self, id: i64, name: &IncidentName) -> Result<bool> {
-        match self.conn().execute(
-            "UPDATE incidents SET name = ?2 WHERE id = ?1 AND channel_id IS NULL",
-            params![id, name.as_str()],
-        ) {
+        match self
+            .conn()
+            .prepare_cached("UPDATE incidents SET name = ?2 WHERE id = ?1 AND channel_id IS NULL")?
+            .execute(params![id, name.as_str()])
+        {
             Ok(n) => Ok(n == 1),
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -376,7 +451,8 @@ impl Store {
         let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1");
         Ok(self
             .conn()
-            .query_row(&sql, [id], incident_from_row)
+            .prepare_cached(&sql)?
+            .query_row([id], incident_from_row)
             .optional()?)
     }
 
@@ -384,7 +460,8 @@ impl Store {
         let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE channel_id = ?1");
         Ok(self
             .conn()
-            .query_row(&sql, [channel_id], incident_from_row)
+            .prepare_cached(&sql)?
+            .query_row([channel_id], incident_from_row)
             .optional()?)
     }
 
@@ -395,7 +472,7 @@ impl Store {
              OR id IN (SELECT incident_id FROM steps WHERE state IN ('started', 'failed')) ORDER BY id"
         );
         let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([], incident_from_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -403,24 +480,26 @@ impl Store {
     /// Set one step-result field.
     pub fn set_field(&self, id: i64, field: Field, value: &str) -> Result<()> {
         let sql = format!("UPDATE incidents SET {} = ?2 WHERE id = ?1", field.column());
-        self.conn().execute(&sql, params![id, value])?;
+        self.conn()
+            .prepare_cached(&sql)?
+            .execute(params![id, value])?;
         Ok(())
     }
 
     pub fn set_status(&self, id: i64, status: Status) -> Result<()> {
-        self.conn().execute(
-            "UPDATE incidents SET status = ?2 WHERE id = ?1",
-            params![id, status.as_str()],
-        )?;
+        self.conn()
+            .prepare_cached("UPDATE incidents SET status = ?2 WHERE id = ?1")?
+            .execute(params![id, status.as_str()])?;
         Ok(())
     }
 
     /// Mark declared (declaring -> open) without overriding a resolution already under way.
     pub fn mark_declared(&self, id: i64) -> Result<()> {
-        self.conn().execute(
-            "UPDATE incidents SET status = 'open' WHERE id = ?1 AND status = 'declaring'",
-            [id],
-        )?;
+        self.conn()
+            .prepare_cached(
+                "UPDATE incidents SET status = 'open' WHERE id = ?1 AND status = 'declaring'",
+            )?
+            .execute([id])?;
         Ok(())
     }
 
@@ -435,11 +514,8 @@ impl Store {
     ) -> Result<ResolveRecorded> {
         let conn = self.conn();
         let current: Option<(String, Option<String>)> = conn
-            .query_row(
-                "SELECT status, resolve_key FROM incidents WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT status, resolve_key FROM incidents WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((status, key)) = current else {
             return Ok(ResolveRecorded::NotFound);
@@ -450,26 +526,26 @@ impl Store {
         if !Status::parse(&status).is_some_and(Status::can_resolve) {
             return Ok(ResolveRecorded::AlreadyResolved);
         }
-        let changed = conn.execute(
-            "UPDATE incidents SET status = 'resolving', resolve_key = ?2, resolved_by = ?3, \
+        let changed = conn
+            .prepare_cached(
+                "UPDATE incidents SET status = 'resolving', resolve_key = ?2, resolved_by = ?3, \
              resolution = ?4, resolved_at = ?5 WHERE id = ?1 AND status IN ('declaring', 'open')",
-            params![id, resolve_key, resolved_by, summary, ts(at)],
-        )?;
+            )?
+            .execute(params![id, resolve_key, resolved_by, summary, ts(at)])?;
         if changed == 0 {
             return Ok(ResolveRecorded::AlreadyResolved);
         }
-        conn.execute(
-            "INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)",
-            params![id, ts(at), format!("Resolved by <@{resolved_by}>")],
-        )?;
+        conn.prepare_cached("INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, ts(at), format!("Resolved by <@{resolved_by}>")])?;
         Ok(ResolveRecorded::Started)
     }
 
     pub fn step(&self, id: i64, step: &str) -> Result<Option<Step>> {
         Ok(self
             .conn()
+            .prepare_cached(
+                "SELECT state, attempts, detail, first_at FROM steps WHERE incident_id = ?1 AND step = ?2")?
             .query_row(
-                "SELECT state, attempts, detail, first_at FROM steps WHERE incident_id = ?1 AND step = ?2",
                 params![id, step],
                 |r| {
                     Ok(Step {
@@ -493,11 +569,12 @@ impl Store {
     ) -> Result<()> {
         let now = ts(Utc::now());
         let inc = i64::from(state == StepState::Started);
-        self.conn().execute(
+        self.conn().prepare_cached(
             "INSERT INTO steps (incident_id, step, state, attempts, detail, first_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
              ON CONFLICT (incident_id, step) DO UPDATE SET state = ?3, attempts = attempts + ?4, \
-             detail = COALESCE(?5, detail), updated_at = ?6",
+             detail = COALESCE(?5, detail), updated_at = ?6")?
+        .execute(
             params![id, step, state.as_str(), inc, detail, now],
         )?;
         Ok(())
@@ -505,17 +582,16 @@ impl Store {
 
     /// Forget a step's history so it starts over (a person pressed Retry).
     pub fn reset_step(&self, id: i64, step: &str) -> Result<()> {
-        self.conn().execute(
-            "DELETE FROM steps WHERE incident_id = ?1 AND step = ?2",
-            params![id, step],
-        )?;
+        self.conn()
+            .prepare_cached("DELETE FROM steps WHERE incident_id = ?1 AND step = ?2")?
+            .execute(params![id, step])?;
         Ok(())
     }
 
     /// Steps of an incident that are not finished (started or failed).
     pub fn pending_steps(&self, id: i64) -> Result<Vec<String>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT step FROM steps WHERE incident_id = ?1 AND state IN ('started', 'failed') ORDER BY step",
         )?;
         let rows = stmt.query_map([id], |r| r.get(0))?;
@@ -523,18 +599,19 @@ impl Store {
     }
 
     pub fn add_announcement(&self, id: i64, channel: &str, ts: &str) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO announcements (incident_id, channel, ts) VALUES (?1, ?2, ?3) \
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO announcements (incident_id, channel, ts) VALUES (?1, ?2, ?3) \
              ON CONFLICT (incident_id, channel) DO UPDATE SET ts = ?3",
-            params![id, channel, ts],
-        )?;
+            )?
+            .execute(params![id, channel, ts])?;
         Ok(())
     }
 
     /// `(channel, ts)` of every announcement of an incident.
     pub fn announcements(&self, id: i64) -> Result<Vec<(String, String)>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT channel, ts FROM announcements WHERE incident_id = ?1 ORDER BY channel",
         )?;
         let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -542,17 +619,17 @@ impl Store {
     }
 
     pub fn add_timeline(&self, id: i64, at: DateTime<Utc>, text: &str) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)",
-            params![id, ts(at), text],
-        )?;
+        self.conn()
+            .prepare_cached("INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, ts(at), text])?;
         Ok(())
     }
 
     pub fn timeline(&self, id: i64) -> Result<Vec<(DateTime<Utc>, String)>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT at, text FROM timeline WHERE incident_id = ?1 ORDER BY at, id")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT at, text FROM timeline WHERE incident_id = ?1 ORDER BY at, id",
+        )?;
         let rows = stmt.query_map([id], |r| {
             Ok((parse_ts(&r.get::<_, String>(0)?), r.get::<_, String>(1)?))
         })?;
@@ -563,6 +640,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn new<'a>(name: &'a IncidentName, key: &'a str) -> NewIncident<'a> {
         NewIncident {
@@ -656,5 +734,33 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert!(s.name_used(&n).unwrap());
         assert!(s.is_writable());
+    }
+
+    #[test]
+    fn the_log_is_checkpointed_into_the_database_file_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = IncidentName::from_stored("20261121-brisk-heron");
+        let s = Store::open_with_checkpoints(dir.path(), Duration::from_millis(20)).unwrap();
+        let autocheckpoint: i64 = s
+            .conn()
+            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .unwrap();
+        assert_eq!(autocheckpoint, AUTOCHECKPOINT_PAGES);
+        s.record_declaration(&new(&n, "V1")).unwrap();
+        let before = s.checkpoints_run();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while s.checkpoints_run() < before + 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no background checkpoint ran"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The database file alone (without its write-ahead log) now holds the incident.
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.path().join(DB_FILE), copy.path().join(DB_FILE)).unwrap();
+        let alone = Store::open(copy.path()).unwrap();
+        assert!(alone.name_used(&n).unwrap());
+        drop(s); // stops and joins the checkpoint thread
     }
 }
