@@ -309,6 +309,7 @@ impl SlackApi {
             Body::Form(args) => req.form(args),
         };
         let t0 = std::time::Instant::now();
+        tracing::debug!(method, "Slack call sent");
         let result = req.send().await;
         let resp = match result {
             Ok(r) => r,
@@ -346,6 +347,7 @@ impl SlackApi {
         self.metrics
             .external_call("slack", method, t0.elapsed(), ok);
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        tracing::debug!(method, status, "Slack call answered");
         Ok(RawResponse {
             status,
             retry_after,

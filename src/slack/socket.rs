@@ -408,7 +408,8 @@ impl SocketMode {
     /// Handle one text frame. Returns a disconnect reason when Slack asked us to go.
     fn on_text(&self, text: &str, out: &mpsc::UnboundedSender<Message>) -> Option<String> {
         let received = Instant::now();
-        let v: Value = match serde_json::from_str(text) {
+        tracing::debug!(len = text.len(), "socket frame received");
+        let mut v: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(_) => {
                 tracing::warn!(len = text.len(), "ignoring a malformed Socket Mode frame");
@@ -453,7 +454,7 @@ impl SocketMode {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             retry_attempt: v.get("retry_attempt").and_then(Value::as_u64),
-            payload: v.get("payload").cloned().unwrap_or(Value::Null),
+            payload: v.get_mut("payload").map(Value::take).unwrap_or(Value::Null),
         };
         let accepts_payload = envelope.accepts_response_payload;
         let handler = self.handler.clone();
