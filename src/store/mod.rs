@@ -381,7 +381,9 @@ impl Store {
 
     /// Record a declaration (the intent) keyed by its submission.
     pub fn record_declaration(&self, n: &NewIncident<'_>) -> Result<Recorded> {
-        let conn = self.conn();
+        let mut guard = self.conn();
+        // One transaction, one commit: the incident and its first timeline entry.
+        let conn = guard.transaction()?;
         if let Some(id) = conn
             .prepare_cached("SELECT id FROM incidents WHERE submission_key = ?1")?
             .query_row([n.submission_key], |r| r.get::<_, i64>(0))
@@ -418,6 +420,7 @@ impl Store {
                     ts(n.declared_at),
                     format!("Incident declared by <@{}>", n.reporter)
                 ])?;
+                conn.commit()?;
                 Ok(Recorded::New(id))
             }
             Err(rusqlite::Error::SqliteFailure(e, _))
@@ -512,7 +515,9 @@ impl Store {
         summary: &str,
         at: DateTime<Utc>,
     ) -> Result<ResolveRecorded> {
-        let conn = self.conn();
+        let mut guard = self.conn();
+        // One transaction: the resolution and its timeline entry commit together.
+        let conn = guard.transaction()?;
         let current: Option<(String, Option<String>)> = conn
             .prepare_cached("SELECT status, resolve_key FROM incidents WHERE id = ?1")?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -537,6 +542,7 @@ impl Store {
         }
         conn.prepare_cached("INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)")?
             .execute(params![id, ts(at), format!("Resolved by <@{resolved_by}>")])?;
+        conn.commit()?;
         Ok(ResolveRecorded::Started)
     }
 
