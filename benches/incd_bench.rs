@@ -69,7 +69,11 @@ Usage: cargo bench --bench incd -- [OPTIONS]
   --only LIST         comma-separated sections: startup,ack,declare,burst (memory runs with burst)
   --trace             print to stderr the call timeline of the first declare and resolve
                       and every ack over 2 ms
-  -h, --help          this text";
+  -h, --help          this text
+
+Environment: INCD_BENCH_LOG=<RUST_LOG filter> runs incd with that filter (default warn) and keeps
+each incd log in the temp directory, e.g. INCD_BENCH_LOG=warn,incd=debug to see every Web API
+call sent and answered with microsecond timestamps.";
 
 fn parse_args() -> Result<Opts, String> {
     let mut o = Opts {
@@ -1021,8 +1025,61 @@ impl Stats {
     }
 }
 
+/// The floor of any declare under this measurement: the three dependent calls of its critical
+/// path (`conversations.create` → `chat.postMessage` → `pins.add`) made back to back by a bare
+/// HTTP client (reqwest, keep-alive) in this process, against the same fake Slack with the same
+/// L. What incd adds on top of it is its own work plus the socket delivery of the submission.
+async fn critical_path_floor(w: &World, runs: usize) -> Result<Vec<Duration>, String> {
+    let http = reqwest::Client::new();
+    let (url, token) = (w.slack.api_url(), w.slack.bot_token());
+    let call = |method: &'static str, args: serde_json::Value| {
+        let req = http
+            .post(format!("{url}/{method}"))
+            .bearer_auth(&token)
+            .json(&args);
+        async move {
+            let v: serde_json::Value = req
+                .send()
+                .await
+                .map_err(|e| format!("{method}: {e}"))?
+                .json()
+                .await
+                .map_err(|e| format!("{method}: {e}"))?;
+            if v["ok"] != serde_json::Value::Bool(true) {
+                return Err(format!("{method} refused: {v}"));
+            }
+            Ok(v)
+        }
+    };
+    let mut out = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let t0 = Instant::now();
+        let ch = call(
+            "conversations.create",
+            serde_json::json!({"name": format!("floor-{i}")}),
+        )
+        .await?;
+        let channel = ch["channel"]["id"].as_str().unwrap_or_default().to_string();
+        let msg = call(
+            "chat.postMessage",
+            serde_json::json!({"channel": channel, "text": "floor"}),
+        )
+        .await?;
+        let ts = msg["ts"].as_str().unwrap_or_default().to_string();
+        call(
+            "pins.add",
+            serde_json::json!({"channel": channel, "timestamp": ts}),
+        )
+        .await?;
+        out.push(t0.elapsed());
+    }
+    out.sort();
+    Ok(out)
+}
+
 async fn bench_incidents(o: &Opts, r: &mut Report) -> Result<(), String> {
     let mut w = World::new(o.latency).await;
+    let floor = critical_path_floor(&w, o.incidents.min(20)).await?;
     let incd = w.start(2, WAIT).await.map_err(|(i, e)| fail(&i, e))?;
     // Let the start-up work (broadcast membership check, Notion schema) finish.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1095,7 +1152,25 @@ async fn bench_incidents(o: &Opts, r: &mut Report) -> Result<(), String> {
         return Err(fail(&incd, format!("fake Slack saw violations: {v:?}")));
     }
     let l = o.latency;
+    let (f50, f99) = (percentile(&floor, 0.5), percentile(&floor, 0.99));
+    r.row(
+        "Floor: create → post → pin by a bare HTTP client, same fake Slack and L",
+        format!(
+            "p50 {} = {} · p99 {} = {} over {} runs",
+            ms(f50),
+            times_l(f50, l),
+            ms(f99),
+            times_l(f99, l),
+            floor.len()
+        ),
+        "—",
+        "info",
+    );
     let (p50, p99, text) = declare.summary(l);
+    let text = format!(
+        "{text}; above the floor: p50 +{}",
+        ms(p50.saturating_sub(f50))
+    );
     r.row(
         format!(
             "Declare latency: submit → every declare effect, {} sequential incidents",

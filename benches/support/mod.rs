@@ -20,6 +20,7 @@ pub struct Incd {
     child: Option<Child>,
     pub log: PathBuf,
     pub spawned_at: Instant,
+    pid_at_start: u32,
 }
 
 impl Incd {
@@ -65,6 +66,12 @@ impl Incd {
 impl Drop for Incd {
     fn drop(&mut self) {
         self.kill9();
+        // With INCD_BENCH_LOG set (a RUST_LOG filter for incd), keep the log for reading.
+        if std::env::var_os("INCD_BENCH_LOG").is_some() {
+            let keep = std::env::temp_dir().join(format!("incd-bench-{}.log", self.pid_at_start));
+            let _ = std::fs::copy(&self.log, &keep);
+            eprintln!("incd log kept: {}", keep.display());
+        }
     }
 }
 
@@ -112,7 +119,10 @@ impl World {
             ("NOTION_TOKEN".into(), notion.token().into()),
             ("NOTION_DATABASE_ID".into(), db),
             ("NOTION_API_URL".into(), notion.url()),
-            ("RUST_LOG".into(), "warn".into()),
+            (
+                "RUST_LOG".into(),
+                std::env::var("INCD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
         ];
         World {
             slack,
@@ -155,6 +165,7 @@ impl World {
         let spawned_at = Instant::now();
         let child = cmd.spawn().expect("start incd");
         Incd {
+            pid_at_start: child.id(),
             child: Some(child),
             log,
             spawned_at,

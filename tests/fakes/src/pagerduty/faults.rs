@@ -265,9 +265,7 @@ pub(crate) async fn layer(State(faults): State<Arc<Faults>>, req: Request, next:
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| req.uri().path().to_string());
     let (latency, delay, verdict) = faults.decide(&method, &path);
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    crate::sleep_exactly(latency).await;
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }

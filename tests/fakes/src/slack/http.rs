@@ -265,9 +265,7 @@ pub(crate) async fn api_handler(
 ) -> Response {
     let arrived = Instant::now();
     let latency = sh.lock().latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    crate::sleep_exactly(latency).await;
     let parsed = parse(&method, &verb, &headers, query.as_deref(), &body);
     let spec = spec::lookup(&method);
     let channel_arg = parsed
