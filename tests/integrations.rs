@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use incd::config::{NotionParent, NotionSettings, PagerDutySettings, Secret};
 use incd::integrations::notion::Notion;
 use incd::integrations::pagerduty::{PageRef, Pager};
@@ -15,30 +14,9 @@ use incd_fakes::pagerduty::{AlertStatus, FakePagerDuty, Fault};
 const TEST_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn facts() -> IncidentFacts {
-    let declared = Utc.with_ymd_and_hms(2025, 3, 14, 9, 26, 53).unwrap();
     IncidentFacts {
-        name: "20250314-brave-otter".into(),
-        title: "Checkout fails for EU customers".into(),
-        description: "Payments time out after 30 s.".into(),
-        severity_id: "sev1".into(),
-        severity_label: "SEV1".into(),
-        pagerduty_severity: "critical".into(),
-        resolved: false,
-        reporter: "U0REPORTER".into(),
         commander: None,
-        channel_id: "C0INCIDENT".into(),
-        channel_name: "incd-20250314-brave-otter".into(),
-        channel_url: "https://slack.com/app_redirect?channel=C0INCIDENT".into(),
-        declared_at: declared,
-        resolved_at: None,
-        resolved_by: None,
-        resolution_summary: None,
-        timeline: vec![TimelineEntry {
-            at: declared,
-            text: "Declared by U0REPORTER".into(),
-        }],
-        notion_url: None,
-        pagerduty_url: None,
+        ..IncidentFacts::example()
     }
 }
 

@@ -197,34 +197,40 @@ pub(crate) fn status_error(
     }
 }
 
-/// An incident as the unit tests of both clients see it.
-#[cfg(test)]
-pub(crate) fn sample_facts() -> IncidentFacts {
-    use chrono::TimeZone;
-    let declared = Utc.with_ymd_and_hms(2025, 3, 14, 9, 26, 53).unwrap();
-    IncidentFacts {
-        name: "20250314-brave-otter".into(),
-        title: "Checkout fails for EU customers".into(),
-        description: "Payments time out after 30 s.".into(),
-        severity_id: "sev1".into(),
-        severity_label: "SEV1".into(),
-        pagerduty_severity: "critical".into(),
-        resolved: false,
-        reporter: "U0REPORTER".into(),
-        commander: Some("U0COMMANDR".into()),
-        channel_id: "C0INCIDENT".into(),
-        channel_name: "incd-20250314-brave-otter".into(),
-        channel_url: "https://slack.com/app_redirect?channel=C0INCIDENT".into(),
-        declared_at: declared,
-        resolved_at: None,
-        resolved_by: None,
-        resolution_summary: None,
-        timeline: vec![TimelineEntry {
-            at: declared,
-            text: "Declared by U0REPORTER".into(),
-        }],
-        notion_url: None,
-        pagerduty_url: None,
+impl IncidentFacts {
+    /// A declared SEV1 incident with a commander and one timeline entry: the fixture of the
+    /// clients' unit tests and of `tests/integrations.rs`.
+    #[doc(hidden)]
+    pub fn example() -> IncidentFacts {
+        use chrono::TimeZone;
+        let declared = Utc
+            .with_ymd_and_hms(2025, 3, 14, 9, 26, 53)
+            .single()
+            .unwrap_or_default();
+        IncidentFacts {
+            name: "20250314-brave-otter".into(),
+            title: "Checkout fails for EU customers".into(),
+            description: "Payments time out after 30 s.".into(),
+            severity_id: "sev1".into(),
+            severity_label: "SEV1".into(),
+            pagerduty_severity: "critical".into(),
+            resolved: false,
+            reporter: "U0REPORTER".into(),
+            commander: Some("U0COMMANDR".into()),
+            channel_id: "C0INCIDENT".into(),
+            channel_name: "incd-20250314-brave-otter".into(),
+            channel_url: "https://slack.com/app_redirect?channel=C0INCIDENT".into(),
+            declared_at: declared,
+            resolved_at: None,
+            resolved_by: None,
+            resolution_summary: None,
+            timeline: vec![TimelineEntry {
+                at: declared,
+                text: "Declared by U0REPORTER".into(),
+            }],
+            notion_url: None,
+            pagerduty_url: None,
+        }
     }
 }
 

@@ -1331,7 +1331,7 @@ mod tests {
     fn facts() -> IncidentFacts {
         IncidentFacts {
             pagerduty_url: Some("https://acme.pagerduty.com/incidents/PT4KHLK".into()),
-            ..crate::integrations::sample_facts()
+            ..IncidentFacts::example()
         }
     }
 

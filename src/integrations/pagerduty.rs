@@ -676,7 +676,7 @@ mod tests {
             title: "Checkout fails\nfor EU customers".into(),
             notion_url: Some("https://www.notion.so/abc123".into()),
             pagerduty_url: None,
-            ..crate::integrations::sample_facts()
+            ..IncidentFacts::example()
         }
     }
 
