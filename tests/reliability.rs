@@ -288,6 +288,76 @@ async fn sigkill_after_slack_posted_the_summary_does_not_post_it_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_between_a_post_and_recording_its_ts_loses_nothing() {
+    let mut w = World::new().await;
+    let mut incd = w.start(1).await;
+    let ch = w
+        .declare(DEFAULT_USER, "Killed before recording", "sev2")
+        .await;
+    wait_declared(&w, &ch.id).await;
+    incd.kill9();
+    // Rewind the store to the moment after Slack answered the summary and announcement posts
+    // (their steps are done) but before their ts were recorded and the summary was pinned.
+    let db = rusqlite::Connection::open(w.data_dir().join("incd.db")).unwrap();
+    db.execute_batch(
+        "UPDATE incidents SET status = 'declaring', summary_ts = NULL; \
+         DELETE FROM announcements; DELETE FROM steps WHERE step = 'pin';",
+    )
+    .unwrap();
+    drop(db);
+
+    let _incd2 = w.start(1).await;
+    let reopened = rusqlite::Connection::open(w.data_dir().join("incd.db")).unwrap();
+    let recorded = || -> (String, Option<String>, i64) {
+        reopened
+            .query_row(
+                "SELECT status, summary_ts, (SELECT COUNT(*) FROM announcements) FROM incidents",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+    let n = w.broadcast.len() as i64;
+    w.until("declare resumed and recorded", || {
+        let (status, summary, announcements) = recorded();
+        status == "open" && summary.is_some() && announcements == n
+    })
+    .await;
+    let (_, summary_ts, _) = recorded();
+    assert_eq!(
+        w.slack.pins(&ch.id),
+        vec![summary_ts.unwrap()],
+        "the one summary is the pinned one"
+    );
+    assert_exactly_once(&w, &ch.id);
+
+    // With the ts recovered, resolving edits every announcement in place.
+    let d = w
+        .slack
+        .send_slash_command(SlashCommand::new(
+            "/resolve-incident",
+            "Restarted the workers",
+            DEFAULT_USER,
+            &ch.id,
+        ))
+        .await
+        .unwrap();
+    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    let view = w.slack.wait_view_opened(WAIT).await.unwrap();
+    w.slack
+        .submit_view_with(&view.id, DEFAULT_USER, &[])
+        .await
+        .unwrap();
+    for b in &w.broadcast {
+        w.until("announcement edited", || {
+            let top = w.slack.top_level_messages(b);
+            top.len() == 1 && text_of(&top[0]).contains("RESOLVED")
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_server_errors_are_retried_never_before_retry_after() {
     let mut w = World::new().await;
     let _incd = w.start(1).await;

@@ -16,7 +16,9 @@ use crate::incident::{Incident, Status};
 use crate::slack::api::SlackError;
 use crate::slack::messages;
 use crate::store::StepState;
-use crate::workflow::{integrations, post_step, slack_step, summary};
+use crate::workflow::{
+    integrations, post_step, post_step_outcome, slack_step, summary, StepOutcome,
+};
 
 /// How many names to try when Slack says `name_taken` for names we never used.
 pub const NAME_ATTEMPTS: usize = 5;
@@ -340,35 +342,32 @@ async fn announce_in(app: &App, inc: &Incident, broadcast: &str) {
         let (t, b) = messages::announcement(inc, level, tz);
         (t, Some(b))
     };
-    let mut ts = post_step(app, inc, &step, broadcast, render, None).await;
-    if ts.is_none() && step_failed_with(app, inc.id, &step, "not_in_channel") {
-        // A public channel the bot has not joined yet: join and try once more.
-        match app
-            .slack
-            .call("conversations.join", json!({"channel": broadcast}))
-            .await
-        {
-            Ok(_) => {
-                let _ = app.store.reset_step(inc.id, &step);
-                ts = post_step(app, inc, &step, broadcast, render, None).await;
-            }
-            Err(e) => {
-                tracing::error!(channel = broadcast, error = %e, "cannot post the announcement: invite the incd bot to this broadcast channel")
+    let first = post_step_outcome(app, inc, &step, broadcast, render, None).await;
+    let mut ts = None;
+    match first {
+        StepOutcome::Ran(t) => ts = Some(t),
+        StepOutcome::AlreadyDone => {}
+        StepOutcome::Failed(Some(e)) if e.is_code("not_in_channel") => {
+            // A public channel the bot has not joined yet: join and try once more.
+            match app
+                .slack
+                .call("conversations.join", json!({"channel": broadcast}))
+                .await
+            {
+                Ok(_) => {
+                    let _ = app.store.reset_step(inc.id, &step);
+                    ts = post_step(app, inc, &step, broadcast, render, None).await;
+                }
+                Err(e) => {
+                    tracing::error!(channel = broadcast, error = %e, "cannot post the announcement: invite the incd bot to this broadcast channel")
+                }
             }
         }
+        StepOutcome::Failed(_) => {}
     }
     if let Some(ts) = ts {
         let _ = app.store.add_announcement(inc.id, broadcast, &ts);
     }
-}
-
-fn step_failed_with(app: &App, id: i64, step: &str, code: &str) -> bool {
-    app.store
-        .step(id, step)
-        .ok()
-        .flatten()
-        .and_then(|s| s.detail)
-        .is_some_and(|d| d.ends_with(code))
 }
 
 /// Tell the reporter where the incident lives: ephemeral where they typed the command, else a DM.

@@ -43,8 +43,36 @@ pub(crate) async fn slack_step<T, F, Fut>(
     app: &App,
     incident_id: i64,
     step: &str,
-    mut attempt: F,
+    attempt: F,
 ) -> Option<T>
+where
+    F: FnMut(bool) -> Fut,
+    Fut: Future<Output = Result<T, SlackError>>,
+{
+    match run_step(app, incident_id, step, attempt, |_| None).await {
+        StepOutcome::Ran(v) => Some(v),
+        StepOutcome::AlreadyDone | StepOutcome::Failed(_) => None,
+    }
+}
+
+/// How a step run ended.
+pub(crate) enum StepOutcome<T> {
+    Ran(T),
+    /// Done in an earlier run; nothing was called.
+    AlreadyDone,
+    /// Failed for good (recorded and logged); the last Slack error, if Slack was reached at all.
+    Failed(Option<SlackError>),
+}
+
+/// [`slack_step`], telling how it ended. `detail_of` gives what to record with the step when it
+/// is done (a message's ts, to be found again after a restart).
+pub(crate) async fn run_step<T, F, Fut>(
+    app: &App,
+    incident_id: i64,
+    step: &str,
+    mut attempt: F,
+    detail_of: impl Fn(&T) -> Option<String>,
+) -> StepOutcome<T>
 where
     F: FnMut(bool) -> Fut,
     Fut: Future<Output = Result<T, SlackError>>,
@@ -53,11 +81,11 @@ where
         Ok(p) => p,
         Err(e) => {
             tracing::error!(incident_id, step, error = %e, "store unavailable");
-            return None;
+            return StepOutcome::Failed(None);
         }
     };
     if prior.as_ref().is_some_and(|p| p.state == StepState::Done) {
-        return None;
+        return StepOutcome::AlreadyDone;
     }
     let mut maybe_applied = prior
         .as_ref()
@@ -68,9 +96,12 @@ where
             .set_step(incident_id, step, StepState::Started, None);
         match attempt(maybe_applied).await {
             Ok(v) => {
-                let _ = app.store.set_step(incident_id, step, StepState::Done, None);
+                let detail = detail_of(&v);
+                let _ = app
+                    .store
+                    .set_step(incident_id, step, StepState::Done, detail.as_deref());
                 app.metrics.step(step, "done");
-                return Some(v);
+                return StepOutcome::Ran(v);
             }
             Err(e @ SlackError::Transport { .. }) if n + 1 < SLACK_STEP_ATTEMPTS => {
                 maybe_applied = true;
@@ -87,11 +118,11 @@ where
                     app.store
                         .set_step(incident_id, step, StepState::GaveUp, Some(&e.to_string()));
                 tracing::error!(incident_id, step, error = %e, "step failed");
-                return None;
+                return StepOutcome::Failed(Some(e));
             }
         }
     }
-    None
+    StepOutcome::Failed(None)
 }
 
 /// What a message step posts.
@@ -181,14 +212,34 @@ pub(crate) async fn post_step(
     render: impl Fn() -> (String, Option<Value>),
     thread_ts: Option<&str>,
 ) -> Option<String> {
-    let first_at = app
-        .store
-        .step(incident.id, step)
-        .ok()
-        .flatten()
-        .map(|s| s.first_at)
-        .unwrap_or_else(Utc::now);
-    slack_step(app, incident.id, step, |maybe_applied| {
+    match post_step_outcome(app, incident, step, channel, render, thread_ts).await {
+        StepOutcome::Ran(ts) => Some(ts),
+        StepOutcome::AlreadyDone | StepOutcome::Failed(_) => None,
+    }
+}
+
+/// [`post_step`], telling how it ended. A message posted by an earlier run comes back as
+/// `Ran(ts)` too (its ts is recorded with the step), so whatever the caller records next is
+/// recorded even when a restart came between the post and that record.
+pub(crate) async fn post_step_outcome(
+    app: &App,
+    incident: &Incident,
+    step: &str,
+    channel: &str,
+    render: impl Fn() -> (String, Option<Value>),
+    thread_ts: Option<&str>,
+) -> StepOutcome<String> {
+    let prior = app.store.step(incident.id, step).ok().flatten();
+    if let Some(p) = &prior {
+        if p.state == StepState::Done {
+            return match p.detail.clone() {
+                Some(ts) if !ts.is_empty() => StepOutcome::Ran(ts),
+                _ => StepOutcome::AlreadyDone,
+            };
+        }
+    }
+    let first_at = prior.map(|s| s.first_at).unwrap_or_else(Utc::now);
+    run_step(app, incident.id, step, |maybe_applied| {
         let (text, blocks) = render();
         async move {
             if maybe_applied && thread_ts.is_none() {
@@ -210,7 +261,7 @@ pub(crate) async fn post_step(
             )
             .await
         }
-    })
+    }, |ts| Some(ts.clone()))
     .await
 }
 
