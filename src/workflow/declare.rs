@@ -37,11 +37,13 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
         return Ok(());
     }
     // Paging and the post-mortem need only the incident's name (their Slack link uses the
-    // channel name until the id is known): start them now, beside channel creation.
-    integrations::start_declare(&app_arc, &inc);
-
+    // channel name until the id is known): start them now, beside channel creation, once the
+    // `conversations.create` request (the critical path) has left.
     if inc.channel_id.is_none() {
-        match create_channel(app, &mut inc).await {
+        let snapshot = inc.clone();
+        let start = off_critical_path(async { integrations::start_declare(&app_arc, &snapshot) });
+        let (created, ()) = tokio::join!(create_channel(app, &mut inc), start);
+        match created {
             Ok(()) => {}
             Err(reason) => {
                 tracing::error!(incident = %inc.name, %reason, "could not create the incident channel");
@@ -58,6 +60,8 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
                 return Ok(());
             }
         }
+    } else {
+        integrations::start_declare(&app_arc, &inc);
     }
     let channel = inc.channel_id.clone().unwrap_or_default();
 
