@@ -2,8 +2,8 @@
 //!
 //! Critical path: `conversations.create` -> `chat.postMessage` (summary) -> `pins.add`. Invites,
 //! topic, announcements and the reply to the reporter run beside it; paging and the post-mortem
-//! start as soon as the channel exists and run in the background with their own retries, so a
-//! broken integration never holds the Slack side back.
+//! start at submit, beside channel creation (they need only the name), and run in the background
+//! with their own retries, so a broken integration never holds the Slack side back.
 
 use std::sync::Arc;
 
