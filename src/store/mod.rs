@@ -186,6 +186,8 @@ impl Checkpointer {
         let conn = Connection::open(path)
             .with_context(|| format!("opening database {} for checkpoints", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Checkpoints copy pages through; they need no cache to speak of (256 KiB, not 2 MiB).
+        conn.pragma_update(None, "cache_size", -256)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let runs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = runs.clone();
