@@ -346,11 +346,7 @@ async fn announce_in(app: &App, inc: &Incident, broadcast: &str) {
         let (t, b) = messages::announcement(inc, level, tz);
         (t, Some(b))
     };
-    let first = post_step_outcome(app, inc, &step, broadcast, render, None).await;
-    let mut ts = None;
-    match first {
-        StepOutcome::Ran(t) => ts = Some(t),
-        StepOutcome::AlreadyDone => {}
+    let ts = match post_step_outcome(app, inc, &step, broadcast, render, None).await {
         StepOutcome::Failed(Some(e)) if e.is_code("not_in_channel") => {
             // A public channel the bot has not joined yet: join and try once more.
             match app
@@ -360,15 +356,16 @@ async fn announce_in(app: &App, inc: &Incident, broadcast: &str) {
             {
                 Ok(_) => {
                     let _ = app.store.reset_step(inc.id, &step);
-                    ts = post_step(app, inc, &step, broadcast, render, None).await;
+                    post_step(app, inc, &step, broadcast, render, None).await
                 }
                 Err(e) => {
-                    tracing::error!(channel = broadcast, error = %e, "cannot post the announcement: invite the incd bot to this broadcast channel")
+                    tracing::error!(channel = broadcast, error = %e, "cannot post the announcement: invite the incd bot to this broadcast channel");
+                    None
                 }
             }
         }
-        StepOutcome::Failed(_) => {}
-    }
+        outcome => outcome.value(),
+    };
     if let Some(ts) = ts {
         let _ = app.store.add_announcement(inc.id, broadcast, &ts);
     }

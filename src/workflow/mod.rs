@@ -49,10 +49,9 @@ where
     F: FnMut(bool) -> Fut,
     Fut: Future<Output = Result<T, SlackError>>,
 {
-    match run_step(app, incident_id, step, attempt, |_| None).await {
-        StepOutcome::Ran(v) => Some(v),
-        StepOutcome::AlreadyDone | StepOutcome::Failed(_) => None,
-    }
+    run_step(app, incident_id, step, attempt, |_| None)
+        .await
+        .value()
 }
 
 /// How a step run ended.
@@ -62,6 +61,16 @@ pub(crate) enum StepOutcome<T> {
     AlreadyDone,
     /// Failed for good (recorded and logged); the last Slack error, if Slack was reached at all.
     Failed(Option<SlackError>),
+}
+
+impl<T> StepOutcome<T> {
+    /// The result of a run that called Slack and succeeded.
+    pub(crate) fn value(self) -> Option<T> {
+        match self {
+            StepOutcome::Ran(v) => Some(v),
+            StepOutcome::AlreadyDone | StepOutcome::Failed(_) => None,
+        }
+    }
 }
 
 /// [`slack_step`], telling how it ended. `detail_of` gives what to record with the step when it
@@ -212,10 +221,9 @@ pub(crate) async fn post_step(
     render: impl Fn() -> (String, Option<Value>),
     thread_ts: Option<&str>,
 ) -> Option<String> {
-    match post_step_outcome(app, incident, step, channel, render, thread_ts).await {
-        StepOutcome::Ran(ts) => Some(ts),
-        StepOutcome::AlreadyDone | StepOutcome::Failed(_) => None,
-    }
+    post_step_outcome(app, incident, step, channel, render, thread_ts)
+        .await
+        .value()
 }
 
 /// [`post_step`], telling how it ended. A message posted by an earlier run comes back as
