@@ -1,5 +1,6 @@
 //! The domain: incidents, their names, severities and lifecycle. No I/O here.
 
+pub mod ids;
 pub mod naming;
 pub mod text;
 
