@@ -1,221 +1,68 @@
-//! Composition root: builds the clients, the store and the router, and runs incd until shutdown.
-//!
-//! [`App`] is the one shared context handed to handlers and workflows (settings, store, clients,
-//! metrics, per-incident locks and the tracker of in-flight work).
+//! Composition root: builds the context (clients, store, clock), the workflow runner and the
+//! router, starts the socket, the runner's resume and timers, and the health listener, and runs
+//! incd until shutdown. Nothing but `main.rs` imports this module.
 
-use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::sync::{watch, Notify, OwnedMutexGuard};
-use tracing::Instrument;
+use tokio::sync::watch;
 
+use crate::clock::SystemClock;
 use crate::config::Settings;
+use crate::context::{Ctx, Parts};
+use crate::incident::{ChannelId, UserId};
 use crate::integrations::notion::Notion;
 use crate::integrations::pagerduty::Pager;
 use crate::metrics::Metrics;
+use crate::net::http_client;
 use crate::slack::api::SlackApi;
 use crate::slack::socket::{KeepAlive, SocketMode};
 use crate::store::Store;
+use crate::workflow::runner::Runner;
 
 /// How long shutdown waits for in-flight steps before leaving the rest to the next start.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Pooled connections kept per host.
-const POOL_IDLE: usize = 16;
+/// Lease owner name when `INCD_INSTANCE` is not set. Each replica sharing one database needs
+/// its own name; a restarted process with the same name takes its own leases back at once.
+const DEFAULT_INSTANCE: &str = "incd";
 
-/// Shared context.
-pub struct App {
-    pub settings: Settings,
-    pub store: Store,
-    pub slack: SlackApi,
-    pub pager: Option<Pager>,
-    pub notion: Option<Notion>,
-    pub metrics: Arc<Metrics>,
-    bot_user: OnceLock<String>,
-    incident_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
-    /// Pinned-summary refresh state per incident.
-    pub(crate) summaries: crate::workflow::summary::Summaries,
-    /// Woken whenever an incident channel is created, or declaring fails for good (integrations
-    /// wait for the channel).
-    pub(crate) channel_created: Notify,
-    background: Mutex<HashSet<(i64, String)>>,
-    inflight: AtomicUsize,
-    idle: Notify,
-    shutting_down: AtomicBool,
+/// Build the shared context from settings; opens (and migrates) the store.
+fn build_ctx(settings: Settings) -> Result<Ctx> {
+    let metrics = Arc::new(Metrics::new());
+    let http = http_client()?;
+    let store = Store::open(&settings.data_dir)?;
+    let mut slack = SlackApi::new(
+        http.clone(),
+        &settings.slack.api_url,
+        settings.slack.bot_token.clone(),
+        settings.slack.app_token.clone(),
+        metrics.clone(),
+    );
+    if let Some(spacing) = env_ms("INCD_SLACK_POST_SPACING_MS") {
+        slack = slack.with_post_spacing(spacing);
+    }
+    let pager = settings
+        .pagerduty
+        .clone()
+        .map(|p| Pager::new(http.clone(), p));
+    let notion = settings
+        .notion
+        .clone()
+        .map(|n| Notion::new(http.clone(), n));
+    Ok(Ctx::new(Parts {
+        settings,
+        store,
+        slack,
+        pager,
+        notion,
+        metrics,
+        clock: Arc::new(SystemClock),
+    }))
 }
 
-/// The HTTP client shared by every outbound service: pooled, with a connect timeout.
-pub fn http_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(POOL_IDLE)
-        .tcp_nodelay(true)
-        .user_agent(concat!("incd/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")
-}
-
-impl App {
-    /// Build everything from settings; opens (and migrates) the store.
-    pub fn new(settings: Settings) -> Result<Arc<App>> {
-        let metrics = Arc::new(Metrics::new());
-        let http = http_client()?;
-        let store = Store::open(&settings.data_dir)?;
-        let mut slack = SlackApi::new(
-            http.clone(),
-            &settings.slack.api_url,
-            settings.slack.bot_token.clone(),
-            settings.slack.app_token.clone(),
-            metrics.clone(),
-        );
-        if let Some(spacing) = env_ms("INCD_SLACK_POST_SPACING_MS") {
-            slack = slack.with_post_spacing(spacing);
-        }
-        let pager = settings
-            .pagerduty
-            .clone()
-            .map(|p| Pager::new(http.clone(), p));
-        let notion = settings
-            .notion
-            .clone()
-            .map(|n| Notion::new(http.clone(), n));
-        Ok(Arc::new(App {
-            settings,
-            store,
-            slack,
-            pager,
-            notion,
-            metrics,
-            bot_user: OnceLock::new(),
-            incident_locks: Mutex::new(HashMap::new()),
-            summaries: Default::default(),
-            channel_created: Notify::new(),
-            background: Mutex::new(HashSet::new()),
-            inflight: AtomicUsize::new(0),
-            idle: Notify::new(),
-            shutting_down: AtomicBool::new(false),
-        }))
-    }
-
-    /// The bot's own user id, once `auth.test` told us.
-    pub fn bot_user_id(&self) -> Option<&str> {
-        self.bot_user.get().map(String::as_str)
-    }
-
-    /// Serialises workflows of one incident (declare, then resolve).
-    pub async fn lock_incident(&self, id: i64) -> OwnedMutexGuard<()> {
-        lock_in(&self.incident_locks, id).await
-    }
-
-    /// Claim a background step so it runs once per process.
-    pub fn claim_background(&self, id: i64, step: &str) -> bool {
-        self.background
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((id, step.to_string()))
-    }
-
-    pub fn release_background(&self, id: i64, step: &str) {
-        self.background
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(id, step.to_string()));
-    }
-
-    /// Whether shutdown has begun (no new work is taken).
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
-    }
-
-    /// Spawn work that shutdown waits for (within [`SHUTDOWN_GRACE`]). A panic inside is logged.
-    pub fn spawn_tracked<F>(self: &Arc<Self>, fut: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        self.inflight.fetch_add(1, Ordering::SeqCst);
-        let me = self.clone();
-        tokio::spawn(async move {
-            let inner = tokio::spawn(fut);
-            if let Err(e) = inner.await {
-                if e.is_panic() {
-                    me.metrics.handler_panic();
-                    tracing::error!("a workflow task panicked; its steps will resume on restart");
-                }
-            }
-            if me.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
-                me.idle.notify_waiters();
-            }
-        });
-    }
-
-    /// Start (or resume) the declare workflow of an incident.
-    pub fn spawn_declare(self: &Arc<Self>, id: i64) {
-        let app = self.clone();
-        let span = tracing::info_span!("declare", incident_id = id);
-        self.spawn_tracked(
-            async move {
-                if let Err(e) = crate::workflow::declare::run(app, id).await {
-                    tracing::error!(
-                        error = format!("{e:#}"),
-                        "declare workflow failed; it resumes on restart"
-                    );
-                }
-            }
-            .instrument(span),
-        );
-    }
-
-    /// Start (or resume) the resolve workflow of an incident.
-    pub fn spawn_resolve(self: &Arc<Self>, id: i64) {
-        let app = self.clone();
-        let span = tracing::info_span!("resolve", incident_id = id);
-        self.spawn_tracked(
-            async move {
-                if let Err(e) = crate::workflow::resolve::run(app, id).await {
-                    tracing::error!(
-                        error = format!("{e:#}"),
-                        "resolve workflow failed; it resumes on restart"
-                    );
-                }
-            }
-            .instrument(span),
-        );
-    }
-
-    /// Wait until no tracked work is running, or `limit` passes. True when idle.
-    pub async fn wait_idle(&self, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.idle.notified();
-            if self.inflight.load(Ordering::SeqCst) == 0 {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.inflight.load(Ordering::SeqCst) == 0;
-            }
-        }
-    }
-}
-
-async fn lock_in(
-    map: &Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
-    id: i64,
-) -> OwnedMutexGuard<()> {
-    let m = map
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(id)
-        .or_default()
-        .clone();
-    m.lock_owned().await
-}
-
-/// Run incd until `shutdown` fires: check the bot token, resume unfinished work, serve Socket
-/// Mode (and the optional health listener), then drain.
+/// Run incd until `shutdown` fires: check the bot token, resume unfinished work, fire timers,
+/// serve Socket Mode (and the optional health listener), then drain.
 pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     tracing::info!(
         connections = settings.slack.connections,
@@ -224,32 +71,44 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
         data_dir = %settings.data_dir.display(),
         "starting incd"
     );
-    let app = App::new(settings)?;
+    let ctx = Arc::new(build_ctx(settings)?);
+    let instance = std::env::var("INCD_INSTANCE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_INSTANCE.to_string());
+    let runner = Runner::new(ctx.clone(), instance);
 
-    // Connect at once; the token check below runs while the socket opens.
+    // Connect at once; the token check below runs while the socket opens. The socket has its
+    // own Slack client (its own pool and rate gates): `apps.connections.open` uses the app
+    // token and must never wait behind a burst of bot-token calls.
     let (sock_tx, sock_rx) = watch::channel(false);
-    let router = Arc::new(crate::router::Router::new(app.clone()));
+    let router = Arc::new(crate::router::Router::new(runner.clone()));
     let socket = Arc::new(SocketMode::new(
         Arc::new(SlackApi::new(
             http_client()?,
-            &app.settings.slack.api_url,
-            app.settings.slack.bot_token.clone(),
-            app.settings.slack.app_token.clone(),
-            app.metrics.clone(),
+            &ctx.settings.slack.api_url,
+            ctx.settings.slack.bot_token.clone(),
+            ctx.settings.slack.app_token.clone(),
+            ctx.metrics.clone(),
         )),
         router,
-        app.metrics.clone(),
-        app.settings.slack.connections,
+        ctx.metrics.clone(),
+        ctx.settings.slack.connections,
         keepalive_from_env(),
     ));
     let socket_task = tokio::spawn(socket.run(sock_rx));
+    let stop_socket = |tx: &watch::Sender<bool>| {
+        if tx.send(true).is_err() {
+            tracing::debug!("the socket had already stopped");
+        }
+    };
 
     // Who are we? Validates the bot token early. Slack being unreachable is not fatal (the socket
     // keeps retrying and the id only filters ourselves from invites); a refused token is.
-    match app.slack.auth_test().await {
+    match ctx.slack.auth_test().await {
         Ok((body, _)) => {
             if let Some(u) = body["user_id"].as_str() {
-                let _ = app.bot_user.set(u.to_string());
+                ctx.set_bot_user_id(UserId::from(u));
             }
             tracing::info!(
                 team = body["team"].as_str().unwrap_or(""),
@@ -258,8 +117,13 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             );
         }
         Err(e) if e.code().is_some() => {
-            let _ = sock_tx.send(true);
-            let _ = tokio::time::timeout(Duration::from_secs(3), socket_task).await;
+            stop_socket(&sock_tx);
+            if tokio::time::timeout(Duration::from_secs(3), socket_task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the socket did not stop in time");
+            }
             anyhow::bail!("Slack refused SLACK_BOT_TOKEN ({e}); check the Bot User OAuth Token (xoxb-) of the app, or run `incd doctor`")
         }
         Err(e) => {
@@ -267,33 +131,50 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
         }
     }
 
-    let a = app.clone();
-    app.spawn_tracked(async move { ensure_broadcast_membership(&a).await });
-    let a = app.clone();
-    app.spawn_tracked(async move {
-        if let Some(notion) = &a.notion {
+    let c = ctx.clone();
+    runner.spawn_tracked(async move { ensure_broadcast_membership(&c).await });
+    let c = ctx.clone();
+    runner.spawn_tracked(async move {
+        if let Some(notion) = &c.notion {
             notion.warm_up().await;
         }
     });
 
-    let resumed = crate::workflow::resume_all(&app)?;
+    let resumed = runner
+        .resume_all()
+        .await
+        .context("resuming unfinished work")?;
     if resumed > 0 {
         tracing::info!(resumed, "resumed unfinished incidents");
     }
+    let timers = tokio::spawn(crate::workflow::timers::run_scheduler(
+        runner.clone(),
+        shutdown.clone(),
+    ));
 
-    let http_task = app
-        .settings
-        .http_addr
-        .map(|addr| tokio::spawn(crate::http::serve(app.clone(), addr, shutdown.clone())));
+    let http_task = ctx.settings.http_addr.map(|addr| {
+        let health = crate::http::Health {
+            metrics: ctx.metrics.clone(),
+            store: ctx.store.clone(),
+        };
+        tokio::spawn(crate::http::serve(health, addr, shutdown.clone()))
+    });
 
+    // An error means the sender is gone, which is shutdown too.
     let _ = shutdown.wait_for(|s| *s).await;
     tracing::info!("shutting down: no new work is taken; finishing steps in flight");
-    app.shutting_down.store(true, Ordering::SeqCst);
-    let _ = sock_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(3), socket_task).await;
-    if !app.wait_idle(SHUTDOWN_GRACE).await {
+    runner.begin_shutdown();
+    stop_socket(&sock_tx);
+    if tokio::time::timeout(Duration::from_secs(3), socket_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the socket did not stop in time");
+    }
+    if !runner.wait_idle(SHUTDOWN_GRACE).await {
         tracing::warn!("some steps were still running; they resume on the next start");
     }
+    timers.abort();
     if let Some(t) = http_task {
         t.abort();
     }
@@ -303,11 +184,12 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
 
 /// Join every public broadcast channel the bot is not a member of yet, so announcements never hit
 /// `not_in_channel`. Private channels need a person to `/invite` the bot; that is logged.
-async fn ensure_broadcast_membership(app: &App) {
-    for channel in &app.settings.slack.broadcast_channels {
-        let info = match app
+async fn ensure_broadcast_membership(ctx: &Ctx) {
+    for channel in &ctx.settings.slack.broadcast_channels {
+        let channel = ChannelId::from(channel.as_str());
+        let info = match ctx
             .slack
-            .call_form("conversations.info", &[("channel", channel)])
+            .call_form("conversations.info", &[("channel", channel.as_str())])
             .await
         {
             Ok(v) => v,
@@ -324,7 +206,7 @@ async fn ensure_broadcast_membership(app: &App) {
             tracing::error!(channel = %channel, "incd is not a member of this private or archived broadcast channel: invite the bot with /invite @incd");
             continue;
         }
-        match app
+        match ctx
             .slack
             .call(
                 "conversations.join",

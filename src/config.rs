@@ -4,6 +4,7 @@
 //! routing keys) come from the environment only and are wrapped in [`Secret`], whose `Debug` and
 //! `Display` never show the value. This module does no network I/O.
 
+pub use crate::incident::SeverityLevel;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -100,30 +101,6 @@ impl IncidentSettings {
     pub fn severity(&self, id: &str) -> Option<&SeverityLevel> {
         self.severities.iter().find(|s| s.id == id)
     }
-}
-
-/// One severity level as configured.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct SeverityLevel {
-    /// Stable id stored with incidents and used as the select option value, e.g. `sev1`.
-    pub id: String,
-    /// Short label shown to people, e.g. `SEV1`.
-    pub label: String,
-    /// One line saying what this level means.
-    pub description: String,
-    /// PagerDuty Events v2 severity: critical, error, warning or info.
-    #[serde(default = "default_pd_severity")]
-    pub pagerduty_severity: String,
-    /// Whether declaring at this level pages the on-call engineer.
-    #[serde(default = "default_true")]
-    pub page: bool,
-}
-
-fn default_pd_severity() -> String {
-    "error".into()
-}
-fn default_true() -> bool {
-    true
 }
 
 /// The four default levels.
@@ -300,6 +277,23 @@ impl Settings {
     pub fn load(path: Option<&Path>) -> Result<(Settings, ConfigSource), ConfigError> {
         let env: HashMap<String, String> = std::env::vars().collect();
         Self::load_from(path, &env)
+    }
+
+    /// The defaults with placeholder tokens and no integrations: unit tests build a context from
+    /// it (nothing is read from the environment or the disk).
+    #[doc(hidden)]
+    pub fn for_tests() -> Settings {
+        let env: HashMap<String, String> = [
+            ("SLACK_BOT_TOKEN", "xoxb-1-2-3"),
+            ("SLACK_APP_TOKEN", "xapp-1-2-3"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        match build(FileConfig::default(), &env, Path::new("")) {
+            Ok(s) => s,
+            Err(e) => panic!("the built-in defaults are invalid: {e}"),
+        }
     }
 
     /// Like [`Settings::load`] with an explicit environment, for tests.

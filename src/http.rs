@@ -13,14 +13,22 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::sync::watch;
 
-use crate::app::App;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What the listener reads: the metrics (socket state included) and the store.
+#[derive(Clone)]
+pub struct Health {
+    pub metrics: Arc<Metrics>,
+    pub store: Store,
+}
 
 /// Serve until shutdown. Logs and returns if the address cannot be bound.
-pub async fn serve(app: Arc<App>, addr: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(health: Health, addr: SocketAddr, mut shutdown: watch::Receiver<bool>) {
     let router = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(app);
+        .with_state(health);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -29,16 +37,20 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr, mut shutdown: watch::Receive
         }
     };
     tracing::info!(%addr, "serving /healthz and /metrics");
-    let _ = axum::serve(listener, router)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
+            // A dropped sender means shutdown too.
             let _ = shutdown.wait_for(|s| *s).await;
         })
         .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the /healthz listener stopped");
+    }
 }
 
-async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let live = app.metrics.live_connections.load(Ordering::SeqCst);
-    let writable = app.store.is_writable();
+async fn healthz(State(h): State<Health>) -> impl IntoResponse {
+    let live = h.metrics.live_connections.load(Ordering::SeqCst);
+    let writable = h.store.is_writable().await;
     let body = format!(
         "{{\"socket_connections\":{live},\"store_writable\":{writable},\"status\":\"{}\"}}\n",
         if live > 0 && writable {
@@ -55,9 +67,9 @@ async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
     (status, [(header::CONTENT_TYPE, "application/json")], body)
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+async fn metrics(State(h): State<Health>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
+        h.metrics.render(),
     )
 }

@@ -3,23 +3,32 @@
 //! Module map (data flows top to bottom: socket -> envelope -> ack -> router -> workflow ->
 //! Slack / PagerDuty / Notion -> results stored):
 //! - [`config`]: settings from defaults, the TOML file and the environment; secrets masked.
-//! - [`app`]: composition root and the shared context handed to handlers and workflows.
+//! - [`app`]: composition root: builds the context and the runner, starts everything. Only
+//!   `main.rs` imports it.
+//! - [`context`]: the shared context (settings, store, clients, metrics, clock): plain data.
+//! - [`clock`]: the injectable time source.
+//! - [`net`]: the pooled HTTP client and `Retry-After` parsing shared by every outbound client.
 //! - [`slack`]: Socket Mode transport, Web API client, every message and modal, the manifest.
 //! - [`router`]: envelope -> ack payload; spawns modals and workflows.
-//! - [`workflow`]: declare and resolve as durable, resumable steps.
+//! - [`workflow`]: the durable step runner (typed step keys, retry policies, leases, resume),
+//!   durable timers, and declare and resolve as resumable steps.
 //! - [`incident`]: the domain (no I/O): incidents, names, severities, status, text safety.
 //! - [`integrations`]: narrow PagerDuty and Notion clients shaped by the domain.
-//! - [`store`]: the embedded database; all SQL lives there.
+//! - [`store`]: the async store API over SQLite (a small connection pool, an intent lane),
+//!   leases and timers; all SQL lives there.
 //! - [`doctor`]: `incd doctor`, the configuration checklist against the real services.
 //! - [`http`]: optional `/healthz` and `/metrics` listener.
 //! - [`metrics`]: counters and histograms in Prometheus text.
 pub mod app;
+pub mod clock;
 pub mod config;
+pub mod context;
 pub mod doctor;
 pub mod http;
 pub mod incident;
 pub mod integrations;
 pub mod metrics;
+pub mod net;
 pub mod router;
 pub mod slack;
 pub mod store;

@@ -6,15 +6,16 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use serde_json::{json, Value};
 
-use crate::app::App;
+use crate::context::Ctx;
 use crate::incident::naming::draw_name;
-use crate::incident::{Declaration, Status};
+use crate::incident::{ChannelId, Declaration, IncidentId, Status, UserId};
 use crate::slack::messages::{self, *};
 use crate::slack::socket::{Envelope, EnvelopeHandler, HandlerFuture};
-use crate::store::{NewIncident, Recorded, ResolveRecorded};
+use crate::store::{NewIncident, NewResolution, Recorded, ResolveRecorded};
+use crate::workflow::runner::Runner;
+use crate::workflow::steps::{Background, StepKey, Workflow};
 
 /// Slash commands incd answers (the manifest registers exactly these).
 pub const DECLARE_COMMAND: &str = "/incident";
@@ -24,19 +25,19 @@ const NAME_DRAWS: usize = 200;
 
 /// The envelope router.
 pub struct Router {
-    app: Arc<App>,
+    runner: Arc<Runner>,
 }
 
 impl EnvelopeHandler for Router {
     fn handle(&self, envelope: Envelope) -> HandlerFuture {
-        let app = self.app.clone();
-        Box::pin(async move { route(&app, envelope) })
+        let runner = self.runner.clone();
+        Box::pin(async move { route(&runner, envelope).await })
     }
 }
 
 impl Router {
-    pub fn new(app: Arc<App>) -> Router {
-        Router { app }
+    pub fn new(runner: Arc<Runner>) -> Router {
+        Router { runner }
     }
 }
 
@@ -48,16 +49,20 @@ fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     cur.as_str()
 }
 
-/// Produce the ack payload for an envelope (synchronously: nothing here waits on the network).
-fn route(app: &Arc<App>, env: Envelope) -> Option<Value> {
+/// Produce the ack payload for an envelope. Nothing here waits on the network; the store calls
+/// made inside the ack use its intent lane.
+async fn route(app: &Arc<Runner>, env: Envelope) -> Option<Value> {
     let span = tracing::info_span!("envelope", id = %env.envelope_id, kind = %env.kind);
-    let _e = span.enter();
+    tracing::Instrument::instrument(route_in_span(app, env), span).await
+}
+
+async fn route_in_span(app: &Arc<Runner>, env: Envelope) -> Option<Value> {
     match env.kind.as_str() {
-        "slash_commands" => on_command(app, &env.payload),
+        "slash_commands" => on_command(app, &env.payload).await,
         "interactive" => match s(&env.payload, &["type"]) {
-            Some("view_submission") => on_view_submission(app, &env.payload),
+            Some("view_submission") => on_view_submission(app, &env.payload).await,
             Some("block_actions") => {
-                on_block_actions(app, &env.payload);
+                on_block_actions(app, &env.payload).await;
                 None
             }
             other => {
@@ -76,7 +81,7 @@ fn route(app: &Arc<App>, env: Envelope) -> Option<Value> {
     }
 }
 
-fn on_command(app: &Arc<App>, p: &Value) -> Option<Value> {
+async fn on_command(app: &Arc<Runner>, p: &Value) -> Option<Value> {
     let command = s(p, &["command"]).unwrap_or_default();
     let text = s(p, &["text"]).unwrap_or_default().to_string();
     let user = s(p, &["user_id"]).unwrap_or_default().to_string();
@@ -92,18 +97,23 @@ fn on_command(app: &Arc<App>, p: &Value) -> Option<Value> {
     match command {
         DECLARE_COMMAND => {
             let meta = json!({"c": channel, "r": response_url}).to_string();
-            open_modal(app, trigger, response_url, move |app| {
+            open_modal(app, trigger, response_url, move |ctx| {
                 messages::declare_modal(
                     &text,
-                    &app.settings.incidents.severities,
-                    &app.settings.incidents.default_severity,
+                    &ctx.settings.incidents.severities,
+                    &ctx.settings.incidents.default_severity,
                     &meta,
                 )
             });
             None
         }
         RESOLVE_COMMAND => {
-            let incident = match app.store.incident_by_channel(&channel) {
+            let incident = match app
+                .ctx()
+                .store
+                .incident_by_channel(&ChannelId::from(channel.as_str()))
+                .await
+            {
                 Ok(i) => i,
                 Err(e) => {
                     tracing::error!(error = %e, "store unavailable");
@@ -132,12 +142,12 @@ fn on_command(app: &Arc<App>, p: &Value) -> Option<Value> {
 /// person ephemerally.
 /// The view is rendered in the spawned task, off the ack path.
 fn open_modal(
-    app: &Arc<App>,
+    app: &Arc<Runner>,
     trigger: String,
     response_url: String,
-    view: impl FnOnce(&App) -> Value + Send + 'static,
+    view: impl FnOnce(&Ctx) -> Value + Send + 'static,
 ) {
-    let a = app.clone();
+    let a = app.ctx().clone();
     app.spawn_tracked(async move {
         let view = view(&a);
         let r = a
@@ -174,10 +184,10 @@ fn input(p: &Value, block: &str, action: &str) -> Option<String> {
         .map(String::from)
 }
 
-fn on_view_submission(app: &Arc<App>, p: &Value) -> Option<Value> {
+async fn on_view_submission(app: &Arc<Runner>, p: &Value) -> Option<Value> {
     match s(p, &["view", "callback_id"]) {
-        Some(DECLARE_CALLBACK) => on_declare_submit(app, p),
-        Some(RESOLVE_CALLBACK) => on_resolve_submit(app, p),
+        Some(DECLARE_CALLBACK) => on_declare_submit(app, p).await,
+        Some(RESOLVE_CALLBACK) => on_resolve_submit(app, p).await,
         other => {
             tracing::info!(?other, "unknown view submitted; closing it");
             None
@@ -185,8 +195,9 @@ fn on_view_submission(app: &Arc<App>, p: &Value) -> Option<Value> {
     }
 }
 
-fn on_declare_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
-    let settings = &app.settings.incidents;
+async fn on_declare_submit(app: &Arc<Runner>, p: &Value) -> Option<Value> {
+    let ctx = app.ctx();
+    let settings = &ctx.settings.incidents;
     let decl = match Declaration::validate(
         input(p, TITLE_BLOCK, TITLE_ACTION).as_deref(),
         input(p, DESCRIPTION_BLOCK, DESCRIPTION_ACTION).as_deref(),
@@ -198,7 +209,7 @@ fn on_declare_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
         Ok(d) => d,
         Err(errors) => return Some(messages::declare_form_errors(&errors)),
     };
-    let reporter = s(p, &["user", "id"]).unwrap_or_default().to_string();
+    let reporter = UserId::from(s(p, &["user", "id"]).unwrap_or_default());
     let view_id = s(p, &["view", "id"]).unwrap_or_default();
     // The view id is stable across redeliveries of the same submission.
     let submission_key = if view_id.is_empty() {
@@ -212,49 +223,63 @@ fn on_declare_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
     let origin = meta["c"]
         .as_str()
         .filter(|c| !c.is_empty())
-        .map(String::from);
+        .map(ChannelId::from);
     let response_url = meta["r"]
         .as_str()
         .filter(|c| !c.is_empty())
         .map(String::from);
-    let now = Utc::now();
+    let now = ctx.clock.now();
     let date = now.with_timezone(&settings.timezone).date_naive();
     for _ in 0..5 {
+        let used = match ctx
+            .store
+            .names_used_on(&date.format("%Y%m%d").to_string())
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "could not read the names in use");
+                return Some(storage_error_on_declare());
+            }
+        };
         let Some(name) = draw_name(
             date,
             &settings.adjectives,
             &settings.animals,
             &mut rand::rng(),
             NAME_DRAWS,
-            |n| app.store.name_used(n).unwrap_or(true),
+            |n| used.contains(n.as_str()),
         ) else {
             break;
         };
-        let rec = app.store.record_declaration(&NewIncident {
-            name: &name,
-            submission_key: &submission_key,
-            title: &decl.title,
-            description: &decl.description,
-            severity: &decl.severity,
-            reporter: &reporter,
-            commander: decl.commander.as_deref(),
-            origin_channel: origin.as_deref(),
-            response_url: response_url.as_deref(),
-            declared_at: now,
-        });
+        let rec = ctx
+            .store
+            .record_declaration(NewIncident {
+                name: name.clone(),
+                submission_key: submission_key.clone(),
+                title: decl.title.clone(),
+                description: decl.description.clone(),
+                severity: decl.severity.clone(),
+                reporter: reporter.clone(),
+                commander: decl.commander.clone(),
+                origin_channel: origin.clone(),
+                response_url: response_url.clone(),
+                declared_at: now,
+            })
+            .await;
         match rec {
             Ok(Recorded::New(id)) => {
                 tracing::info!(incident = %name, "incident recorded; declaring");
-                app.spawn_declare(id);
+                app.start(id, Workflow::Declare);
                 return None;
             }
             Ok(Recorded::Duplicate(id)) => {
-                tracing::info!(incident_id = id, "duplicate submission ignored");
+                tracing::info!(incident_id = %id, "duplicate submission ignored");
                 return None;
             }
             Ok(Recorded::NameTaken) => continue,
             Err(e) => {
-                tracing::error!(error = %e, "could not record the incident");
+                tracing::error!(error = format!("{e:#}"), "could not record the incident");
                 return Some(
                     json!({"response_action": "errors", "errors": {TITLE_BLOCK: "incd could not save the incident (storage error). Nothing was created; please submit again."}}),
                 );
@@ -266,11 +291,16 @@ fn on_declare_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
     )
 }
 
-fn on_resolve_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
+fn storage_error_on_declare() -> Value {
+    json!({"response_action": "errors", "errors": {TITLE_BLOCK: "incd could not save the incident (storage error). Nothing was created; please submit again."}})
+}
+
+async fn on_resolve_submit(app: &Arc<Runner>, p: &Value) -> Option<Value> {
+    let ctx = app.ctx();
     let meta: Value = s(p, &["view", "private_metadata"])
         .and_then(|m| serde_json::from_str(m).ok())
         .unwrap_or(Value::Null);
-    let Some(id) = meta["i"].as_i64() else {
+    let Some(id) = meta["i"].as_i64().map(IncidentId) else {
         tracing::warn!("resolve form without incident id");
         return None;
     };
@@ -283,19 +313,26 @@ fn on_resolve_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
     } else {
         key.to_string()
     };
-    match app
+    let recorded = ctx
         .store
-        .record_resolution(id, &key, user, summary, Utc::now())
-    {
+        .record_resolution(NewResolution {
+            incident: id,
+            resolve_key: key,
+            resolved_by: UserId::from(user),
+            summary: summary.to_string(),
+            at: ctx.clock.now(),
+        })
+        .await;
+    match recorded {
         Ok(ResolveRecorded::Started) => {
-            app.spawn_resolve(id);
+            app.start(id, Workflow::Resolve);
             None
         }
         Ok(ResolveRecorded::Duplicate) => None,
         Ok(ResolveRecorded::AlreadyResolved) => Some(messages::resolve_form_already_resolved()),
         Ok(ResolveRecorded::NotFound) => None,
         Err(e) => {
-            tracing::error!(error = %e, "could not record the resolution");
+            tracing::error!(error = format!("{e:#}"), "could not record the resolution");
             Some(
                 json!({"response_action": "errors", "errors": {SUMMARY_BLOCK: "incd could not save the resolution (storage error). Nothing changed; please submit again."}}),
             )
@@ -303,7 +340,7 @@ fn on_resolve_submit(app: &Arc<App>, p: &Value) -> Option<Value> {
     }
 }
 
-fn on_block_actions(app: &Arc<App>, p: &Value) {
+async fn on_block_actions(app: &Arc<Runner>, p: &Value) {
     for action in p["actions"].as_array().into_iter().flatten() {
         if action["action_id"] != RETRY_ACTION {
             continue;
@@ -312,12 +349,38 @@ fn on_block_actions(app: &Arc<App>, p: &Value) {
         let Some((id, step)) = value.split_once(':') else {
             continue;
         };
-        let Ok(id) = id.parse::<i64>() else { continue };
-        let status = app.store.incident(id).ok().flatten().map(|i| i.status);
-        if status.is_none() || status == Some(Status::Failed) {
+        let Ok(id) = id.parse::<i64>().map(IncidentId) else {
             continue;
+        };
+        let Ok(StepKey::Background(b)) = step.parse::<StepKey>() else {
+            tracing::warn!(step, "retry button for a step that cannot be retried");
+            continue;
+        };
+        // Off the ack path: resetting the step and starting it take several writes.
+        let runner = app.clone();
+        let user = s(p, &["user", "id"]).map(String::from);
+        app.spawn_tracked(async move { retry(&runner, id, b, user).await });
+    }
+}
+
+async fn retry(runner: &Arc<Runner>, id: IncidentId, b: Background, user: Option<String>) {
+    let status = match runner.ctx().store.status(id).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "retry button: store unavailable");
+            return;
         }
-        let started = crate::workflow::integrations::retry_now(app, id, step);
-        tracing::info!(incident_id = id, step, started, user = ?s(p, &["user", "id"]), "retry requested");
+    };
+    if status.is_none() || status == Some(Status::Failed) {
+        return;
+    }
+    match crate::workflow::integrations::retry_now(runner, id, b).await {
+        Ok(started) => {
+            tracing::info!(incident_id = %id, step = b.as_str(), started, ?user, "retry requested")
+        }
+        Err(e) => tracing::error!(
+            error = format!("{e:#}"),
+            "retry button: could not restart the step"
+        ),
     }
 }

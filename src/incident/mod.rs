@@ -1,12 +1,16 @@
 //! The domain: incidents, their names, severities and lifecycle. No I/O here.
 
 pub mod ids;
+pub mod lifecycle;
 pub mod naming;
+pub mod severity;
 pub mod text;
 
 use chrono::{DateTime, Utc};
 
+pub use ids::{ChannelId, IncidentId, MessageTs, UserId};
 pub use naming::IncidentName;
+pub use severity::{Severity, SeverityLevel};
 
 /// Longest title accepted (the modal enforces it too; topics and summaries clamp further).
 pub const MAX_TITLE_CHARS: usize = 150;
@@ -40,6 +44,7 @@ impl Status {
         }
     }
 
+    /// The stored form back; `None` for anything this incd does not know (a corrupt row).
     pub fn parse(s: &str) -> Option<Status> {
         Some(match s {
             "declaring" => Status::Declaring,
@@ -51,9 +56,9 @@ impl Status {
         })
     }
 
-    /// Whether `/resolve-incident` may start a resolution from here.
+    /// Whether `/resolve-incident` may start a resolution from here (see [`lifecycle`]).
     pub fn can_resolve(self) -> bool {
-        matches!(self, Status::Declaring | Status::Open)
+        lifecycle::can_resolve(self)
     }
 }
 
@@ -62,8 +67,8 @@ impl Status {
 pub struct Declaration {
     pub title: String,
     pub description: String,
-    pub severity: String,
-    pub commander: Option<String>,
+    pub severity: Severity,
+    pub commander: Option<UserId>,
 }
 
 /// Why a declare form was refused; each maps to one input block.
@@ -109,11 +114,11 @@ impl Declaration {
         Ok(Declaration {
             title: title.to_string(),
             description: description.to_string(),
-            severity: severity.to_string(),
+            severity: Severity::from(severity),
             commander: commander
                 .map(str::trim)
                 .filter(|c| !c.is_empty())
-                .map(String::from),
+                .map(UserId::from),
         })
     }
 }
@@ -121,25 +126,25 @@ impl Declaration {
 /// An incident as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Incident {
-    pub id: i64,
+    pub id: IncidentId,
     pub name: IncidentName,
     pub title: String,
     pub description: String,
-    pub severity: String,
+    pub severity: Severity,
     pub status: Status,
-    pub reporter: String,
-    pub commander: Option<String>,
+    pub reporter: UserId,
+    pub commander: Option<UserId>,
     /// Channel where `/incident` was typed, for the reply to the reporter.
-    pub origin_channel: Option<String>,
+    pub origin_channel: Option<ChannelId>,
     /// The declaring command's `response_url` (ephemeral replies to the reporter).
     pub response_url: Option<String>,
     pub declared_at: DateTime<Utc>,
     /// Set once Slack created the channel.
-    pub channel_id: Option<String>,
+    pub channel_id: Option<ChannelId>,
     /// `ts` of the pinned summary message.
-    pub summary_ts: Option<String>,
+    pub summary_ts: Option<MessageTs>,
     pub resolved_at: Option<DateTime<Utc>>,
-    pub resolved_by: Option<String>,
+    pub resolved_by: Option<UserId>,
     pub resolution: Option<String>,
     pub pagerduty_key: Option<String>,
     pub pagerduty_id: Option<String>,
@@ -205,7 +210,7 @@ mod tests {
         let d = validate(Some("  DB down "), None).unwrap();
         assert_eq!(d.title, "DB down");
         assert_eq!(d.description, "desc");
-        assert_eq!(d.severity, "sev3");
+        assert_eq!(d.severity.as_str(), "sev3");
         assert_eq!(d.commander, None);
     }
 

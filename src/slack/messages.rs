@@ -237,7 +237,7 @@ pub fn topic(incident: &Incident, level: Option<&SeverityLevel>, resolved: bool)
     escape_and_clamp(
         &format!(
             "{} | {} | {}",
-            severity_label(level, &incident.severity),
+            severity_label(level, incident.severity.as_str()),
             status,
             one_line(&incident.title)
         ),
@@ -273,7 +273,7 @@ pub fn summary(
         incident.status,
         crate::incident::Status::Resolved | crate::incident::Status::Resolving
     );
-    let sev = severity_label(level, &incident.severity);
+    let sev = severity_label(level, incident.severity.as_str());
     let emoji = if resolved {
         ":white_check_mark:"
     } else {
@@ -367,7 +367,11 @@ pub fn summary(
 
 /// The resolution message posted in the incident channel.
 pub fn resolution_post(incident: &Incident, tz: Tz) -> (String, Value) {
-    let by = incident.resolved_by.as_deref().unwrap_or("someone");
+    let by = incident
+        .resolved_by
+        .as_ref()
+        .map(|u| u.as_str())
+        .unwrap_or("someone");
     let at = incident.resolved_at.unwrap_or_else(Utc::now);
     let lasted = human_duration(at - incident.declared_at);
     let mut text = format!(
@@ -401,7 +405,7 @@ pub fn resolution_post(incident: &Incident, tz: Tz) -> (String, Value) {
 
 /// The announcement in a broadcast channel; `resolved` renders the edited version.
 pub fn announcement(incident: &Incident, level: Option<&SeverityLevel>, tz: Tz) -> (String, Value) {
-    let sev = severity_label(level, &incident.severity);
+    let sev = severity_label(level, incident.severity.as_str());
     let title = escape_and_clamp(&one_line(&incident.title), MAX_TITLE_CHARS + 50);
     let channel = incident
         .channel_id
@@ -445,7 +449,11 @@ pub fn announcement(incident: &Incident, level: Option<&SeverityLevel>, tz: Tz) 
 
 /// The thread reply under an announcement when the incident is resolved.
 pub fn announcement_resolved_reply(incident: &Incident) -> String {
-    let by = incident.resolved_by.as_deref().unwrap_or("someone");
+    let by = incident
+        .resolved_by
+        .as_ref()
+        .map(|u| u.as_str())
+        .unwrap_or("someone");
     let lasted = incident
         .resolved_at
         .map(|at| human_duration(at - incident.declared_at))
@@ -494,7 +502,8 @@ pub fn resolve_outside_incident() -> Value {
 pub fn resolve_already_resolved(incident: &Incident) -> Value {
     let by = incident
         .resolved_by
-        .as_deref()
+        .as_ref()
+        .map(|u| u.as_str())
         .map(|u| format!(" by <@{u}>"))
         .unwrap_or_default();
     ephemeral(&format!(
@@ -617,7 +626,7 @@ mod tests {
 
     fn incident() -> Incident {
         Incident {
-            id: 7,
+            id: crate::incident::IncidentId(7),
             name: IncidentName::from_stored("20261121-calm-otter"),
             title: "<!channel> DB & <https://evil.example|login> down".into(),
             description: "<@U999> said it broke 🔥 שלום".into(),

@@ -5,17 +5,34 @@
 //! record intent happen before the envelope is acknowledged; step results are written as each
 //! step completes, so a restart resumes exactly where the process died.
 //!
-//! Calls are synchronous and short (single-row reads and writes on a local file); they run under
-//! a mutex on the caller's task.
+//! The API is async. SQLite runs behind it on the blocking pool (`spawn_blocking`), never on an
+//! async worker thread, through a small pool of connections: WAL lets readers run beside the one
+//! writer, and writers hold the lock only for their short transaction (`busy_timeout` covers the
+//! wait). Intent records (done inside a Slack ack) have their own connection, the *intent lane*,
+//! so they never queue behind the step records of running workflows.
+//!
+//! Coordination that a second process could take over lives here too: leases ([`leases`]) and
+//! durable timers ([`timers`]). A stored value this incd cannot read (an unknown status or step
+//! state, a malformed time) is an error, never a silent default.
 
+mod leases;
+mod timers;
+
+pub use leases::Lease;
+pub use timers::{NewTimer, Timer};
+
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::incident::{Incident, IncidentName, Status};
+use crate::incident::lifecycle::{Change, Transition};
+use crate::incident::{
+    ChannelId, Incident, IncidentId, IncidentName, MessageTs, Severity, Status, UserId,
+};
 
 /// Database file name inside the data directory.
 pub const DB_FILE: &str = "incd.db";
@@ -74,6 +91,27 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 2: where to answer the reporter (the slash command's response_url)
     "ALTER TABLE incidents ADD COLUMN response_url TEXT;",
+    // 3: leases (work claimed by one process at a time) and durable timers. Times are unix
+    // milliseconds: compared in SQL, and the same in PostgreSQL (bigint).
+    r#"
+    CREATE TABLE leases (
+        key         TEXT PRIMARY KEY,
+        owner       TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL
+    );
+    CREATE TABLE timers (
+        id          INTEGER PRIMARY KEY,
+        key         TEXT NOT NULL UNIQUE,
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        kind        TEXT NOT NULL,
+        due_at      INTEGER NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'pending',
+        owner       TEXT,
+        lease_until INTEGER,
+        fired_at    INTEGER
+    );
+    CREATE INDEX timers_due ON timers(state, due_at);
+    "#,
 ];
 
 /// State of one recorded workflow step.
@@ -84,7 +122,7 @@ pub enum StepState {
     Done,
     /// Failed; will be retried.
     Failed,
-    /// Retried until the bound and stopped; a person can retry from Slack.
+    /// Ended as failed (a permanent error, or the give-up time passed); a person can retry.
     GaveUp,
     /// No longer needed (e.g. the incident resolved before paging ever succeeded).
     Skipped,
@@ -100,14 +138,20 @@ impl StepState {
             StepState::Skipped => "skipped",
         }
     }
-    fn parse(s: &str) -> StepState {
-        match s {
+    fn parse(s: &str) -> Result<StepState> {
+        Ok(match s {
+            "started" => StepState::Started,
             "done" => StepState::Done,
             "failed" => StepState::Failed,
             "gave_up" => StepState::GaveUp,
             "skipped" => StepState::Skipped,
-            _ => StepState::Started,
-        }
+            other => anyhow::bail!("unknown step state {other:?} in the store"),
+        })
+    }
+
+    /// Whether the step still has work to do (resume picks it up).
+    pub fn is_unfinished(self) -> bool {
+        matches!(self, StepState::Started | StepState::Failed)
     }
 }
 
@@ -115,6 +159,7 @@ impl StepState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub state: StepState,
+    /// Attempts started so far (0: the step never called anything).
     pub attempts: u32,
     pub detail: Option<String>,
     pub first_at: DateTime<Utc>,
@@ -122,28 +167,38 @@ pub struct Step {
 
 /// What a declare submission records before it is acknowledged.
 #[derive(Debug, Clone)]
-pub struct NewIncident<'a> {
-    pub name: &'a IncidentName,
-    pub submission_key: &'a str,
-    pub title: &'a str,
-    pub description: &'a str,
-    pub severity: &'a str,
-    pub reporter: &'a str,
-    pub commander: Option<&'a str>,
-    pub origin_channel: Option<&'a str>,
+pub struct NewIncident {
+    pub name: IncidentName,
+    pub submission_key: String,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    pub reporter: UserId,
+    pub commander: Option<UserId>,
+    pub origin_channel: Option<ChannelId>,
     /// The `/incident` command's `response_url`, for the ephemeral reply.
-    pub response_url: Option<&'a str>,
+    pub response_url: Option<String>,
     pub declared_at: DateTime<Utc>,
 }
 
 /// Outcome of recording a declaration.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
-    New(i64),
+    New(IncidentId),
     /// The same submission was recorded before (a redelivered envelope).
-    Duplicate(i64),
+    Duplicate(IncidentId),
     /// The name is already used; draw another.
     NameTaken,
+}
+
+/// What a confirmed resolution records before it is acknowledged.
+#[derive(Debug, Clone)]
+pub struct NewResolution {
+    pub incident: IncidentId,
+    pub resolve_key: String,
+    pub resolved_by: UserId,
+    pub summary: String,
+    pub at: DateTime<Utc>,
 }
 
 /// Outcome of recording a resolution.
@@ -157,11 +212,45 @@ pub enum ResolveRecorded {
     NotFound,
 }
 
-/// The store. Cheap to share behind an `Arc`.
+/// Which connection a call uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Intent records inside an ack: a connection of their own.
+    Intent,
+    /// Everything else: any free connection of the pool.
+    General,
+}
+
+/// Connections of the general pool (file databases). Readers run beside each other in WAL; two
+/// or three cover the workflows' step records without holding an async thread each.
+pub const POOL_CONNECTIONS: usize = 3;
+/// How long a writer waits for SQLite's write lock before the call fails.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+type Conn = Arc<Mutex<Connection>>;
+
+/// The store. Cheap to clone (a handle to one shared pool).
+#[derive(Clone)]
 pub struct Store {
-    conn: Mutex<Connection>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    intent: Conn,
+    pool: Vec<Conn>,
+    /// One permit per pool connection: a caller waits here (asynchronously), never on a mutex
+    /// inside the blocking pool.
+    permits: tokio::sync::Semaphore,
     /// The background checkpointer of a file database; stops when the store is dropped.
     checkpointer: Option<Checkpointer>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("connections", &(self.inner.pool.len() + 1))
+            .finish()
+    }
 }
 
 /// How often the background thread copies the write-ahead log into the database file.
@@ -227,10 +316,25 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn parse_ts(s: &str) -> DateTime<Utc> {
+/// A stored time back; a malformed one is an error (never silently "now").
+fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|_| Utc::now())
+        .with_context(|| format!("unreadable time {s:?} in the store"))
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+        .with_context(|| format!("unreadable time {ms} in the store"))
+}
+
+/// A row conversion that may find an unreadable value: the row error or the value's.
+fn conv<T>(r: rusqlite::Result<Result<T>>) -> Result<T> {
+    r?
 }
 
 const INCIDENT_COLUMNS: &str =
@@ -238,23 +342,37 @@ const INCIDENT_COLUMNS: &str =
      origin_channel, declared_at, channel_id, summary_ts, resolved_at, resolved_by, resolution, \
      pagerduty_key, pagerduty_id, pagerduty_url, notion_page_id, notion_url, response_url";
 
-fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
+fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Incident>> {
     let status: String = r.get(5)?;
-    Ok(Incident {
-        id: r.get(0)?,
+    let Some(status) = Status::parse(&status) else {
+        return Ok(Err(anyhow::anyhow!(
+            "unknown incident status {status:?} in the store"
+        )));
+    };
+    let declared_at = match parse_ts(&r.get::<_, String>(9)?) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e)),
+    };
+    let resolved_at = match r.get::<_, Option<String>>(12)?.map(|s| parse_ts(&s)) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => return Ok(Err(e)),
+    };
+    Ok(Ok(Incident {
+        id: IncidentId(r.get(0)?),
         name: IncidentName::from_stored(r.get::<_, String>(1)?),
         title: r.get(2)?,
         description: r.get(3)?,
-        severity: r.get(4)?,
-        status: Status::parse(&status).unwrap_or(Status::Open),
-        reporter: r.get(6)?,
-        commander: r.get(7)?,
-        origin_channel: r.get(8)?,
-        declared_at: parse_ts(&r.get::<_, String>(9)?),
-        channel_id: r.get(10)?,
-        summary_ts: r.get(11)?,
-        resolved_at: r.get::<_, Option<String>>(12)?.map(|s| parse_ts(&s)),
-        resolved_by: r.get(13)?,
+        severity: Severity::new(r.get::<_, String>(4)?),
+        status,
+        reporter: UserId(r.get(6)?),
+        commander: r.get::<_, Option<String>>(7)?.map(UserId),
+        origin_channel: r.get::<_, Option<String>>(8)?.map(ChannelId),
+        declared_at,
+        channel_id: r.get::<_, Option<String>>(10)?.map(ChannelId),
+        summary_ts: r.get::<_, Option<String>>(11)?.map(MessageTs),
+        resolved_at,
+        resolved_by: r.get::<_, Option<String>>(13)?.map(UserId),
         resolution: r.get(14)?,
         pagerduty_key: r.get(15)?,
         pagerduty_id: r.get(16)?,
@@ -262,7 +380,7 @@ fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
         notion_page_id: r.get(18)?,
         notion_url: r.get(19)?,
         response_url: r.get(20)?,
-    })
+    }))
 }
 
 /// Fields of an incident that steps fill in as they complete.
@@ -291,6 +409,44 @@ impl Field {
     }
 }
 
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Every statement is prepared once per connection and reused: parsing SQL cost more than
+    // running it.
+    conn.set_prepared_statement_cache_capacity(64);
+    // WAL + NORMAL: every commit survives a process crash (kill -9); only an OS crash can
+    // lose the last transactions. Commits stay well under a millisecond.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    if version > MIGRATIONS.len() {
+        anyhow::bail!(
+            "database schema version {version} is newer than this incd understands ({}); upgrade incd",
+            MIGRATIONS.len()
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("applying migration {}", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn lock(c: &Conn) -> std::sync::MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back),
+    // so a poisoned lock is safe to reuse.
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Store {
     /// Open (creating the directory and file if needed) and migrate.
     pub fn open(data_dir: &Path) -> Result<Store> {
@@ -306,455 +462,688 @@ impl Store {
             )
         })?;
         let path = data_dir.join(DB_FILE);
-        let conn = Connection::open(&path)
-            .with_context(|| format!("opening database {}", path.display()))?;
-        let mut store = Self::init(conn)?;
-        store
-            .conn()
-            .pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
-        store.checkpointer = Some(Checkpointer::start(&path, every)?);
-        Ok(store)
+        let open = || -> Result<Connection> {
+            let c = Connection::open(&path)
+                .with_context(|| format!("opening database {}", path.display()))?;
+            configure(&c)?;
+            c.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
+            Ok(c)
+        };
+        let mut first = open()?;
+        migrate(&mut first)?;
+        let intent = Arc::new(Mutex::new(first));
+        let mut pool = Vec::with_capacity(POOL_CONNECTIONS);
+        for _ in 0..POOL_CONNECTIONS {
+            pool.push(Arc::new(Mutex::new(open()?)));
+        }
+        Ok(Store {
+            inner: Arc::new(Inner {
+                intent,
+                permits: tokio::sync::Semaphore::new(pool.len()),
+                pool,
+                checkpointer: Some(Checkpointer::start(&path, every)?),
+            }),
+        })
     }
 
     /// Background checkpoints completed so far (file databases).
     pub fn checkpoints_run(&self) -> u64 {
-        self.checkpointer
+        self.inner
+            .checkpointer
             .as_ref()
             .map_or(0, |c| c.runs.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// An in-memory store, for tests.
+    /// An in-memory store, for tests: one connection serves both lanes (an in-memory database
+    /// belongs to its connection).
     pub fn in_memory() -> Result<Store> {
-        Self::init(Connection::open_in_memory()?)
-    }
-
-    fn init(mut conn: Connection) -> Result<Store> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Every statement is prepared once and reused: parsing SQL cost more than running it.
-        conn.set_prepared_statement_cache_capacity(64);
-        // WAL + NORMAL: every commit survives a process crash (kill -9); only an OS crash can
-        // lose the last transactions. Commits stay well under a millisecond.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let version = usize::try_from(version).unwrap_or(0);
-        if version > MIGRATIONS.len() {
-            anyhow::bail!(
-                "database schema version {version} is newer than this incd understands ({}); upgrade incd",
-                MIGRATIONS.len()
-            );
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)
-                .with_context(|| format!("applying migration {}", i + 1))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
-        }
+        let mut conn = Connection::open_in_memory()?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(Store {
-            conn: Mutex::new(conn),
-            checkpointer: None,
+            inner: Arc::new(Inner {
+                intent: conn.clone(),
+                pool: vec![conn],
+                permits: tokio::sync::Semaphore::new(1),
+                checkpointer: None,
+            }),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
-        // back), so a poisoned lock is safe to reuse.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Run `f` on a connection of `lane`, on the blocking pool.
+    async fn with<T, F>(&self, lane: Lane, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        match lane {
+            Lane::Intent => tokio::task::spawn_blocking(move || f(&mut lock(&inner.intent)))
+                .await
+                .context("store task failed")?,
+            Lane::General => {
+                let _permit = inner.permits.acquire().await.context("store pool closed")?;
+                let inner2 = inner.clone();
+                tokio::task::spawn_blocking(move || {
+                    // Holding a permit guarantees a free connection, except in memory where the
+                    // intent lane shares the only one: then wait for it.
+                    for c in &inner2.pool {
+                        if let Ok(mut g) = c.try_lock() {
+                            return f(&mut g);
+                        }
+                    }
+                    f(&mut lock(&inner2.pool[0]))
+                })
+                .await
+                .context("store task failed")?
+            }
+        }
     }
 
     /// Whether the database accepts writes (for `/healthz`).
-    pub fn is_writable(&self) -> bool {
-        self.conn()
-            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
-            .is_ok()
+    pub async fn is_writable(&self) -> bool {
+        self.with(Lane::General, |c| {
+            c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+            Ok(())
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Names already used by incidents declared on `day` (`YYYYMMDD`), to draw an unused one.
+    pub async fn names_used_on(&self, day: &str) -> Result<HashSet<String>> {
+        let prefix = format!("{day}-%");
+        self.with(Lane::Intent, move |c| {
+            let mut stmt = c.prepare_cached("SELECT name FROM incidents WHERE name LIKE ?1")?;
+            let rows = stmt.query_map([prefix], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<rusqlite::Result<HashSet<_>>>()?)
+        })
+        .await
     }
 
     /// Whether any incident ever used `name`.
-    pub fn name_used(&self, name: &IncidentName) -> Result<bool> {
-        Ok(self
-            .conn()
-            .prepare_cached("SELECT 1 FROM incidents WHERE name = ?1")?
-            .query_row([name.as_str()], |_| Ok(()))
-            .optional()?
-            .is_some())
+    pub async fn name_used(&self, name: &IncidentName) -> Result<bool> {
+        let name = name.as_str().to_string();
+        self.with(Lane::General, move |c| {
+            Ok(c.prepare_cached("SELECT 1 FROM incidents WHERE name = ?1")?
+                .query_row([name], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+        .await
     }
 
-    /// Record a declaration (the intent) keyed by its submission.
-    pub fn record_declaration(&self, n: &NewIncident<'_>) -> Result<Recorded> {
-        let mut guard = self.conn();
-        // One transaction, one commit: the incident and its first timeline entry.
-        let conn = guard.transaction()?;
-        if let Some(id) = conn
-            .prepare_cached("SELECT id FROM incidents WHERE submission_key = ?1")?
-            .query_row([n.submission_key], |r| r.get::<_, i64>(0))
-            .optional()?
-        {
-            return Ok(Recorded::Duplicate(id));
-        }
-        let res = conn.prepare_cached(
-            "INSERT INTO incidents (name, submission_key, title, description, severity, status, \
-             reporter, commander, origin_channel, declared_at, response_url) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'declaring', ?6, ?7, ?8, ?9, ?10)")?
-        .execute(
-            params![
-                n.name.as_str(),
-                n.submission_key,
-                n.title,
-                n.description,
-                n.severity,
-                n.reporter,
-                n.commander,
-                n.origin_channel,
-                ts(n.declared_at),
-                n.response_url
-            ],
-        );
-        match res {
-            Ok(_) => {
-                let id = conn.last_insert_rowid();
-                conn.prepare_cached(
-                    "INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)",
+    /// Record a declaration (the intent) keyed by its submission. Runs on the intent lane.
+    pub async fn record_declaration(&self, n: NewIncident) -> Result<Recorded> {
+        self.with(Lane::Intent, move |c| {
+            // One transaction, one commit: the incident and its first timeline entry.
+            let tx = c.transaction()?;
+            if let Some(id) = tx
+                .prepare_cached("SELECT id FROM incidents WHERE submission_key = ?1")?
+                .query_row([&n.submission_key], |r| r.get::<_, i64>(0))
+                .optional()?
+            {
+                return Ok(Recorded::Duplicate(IncidentId(id)));
+            }
+            let res = tx
+                .prepare_cached(
+                    "INSERT INTO incidents (name, submission_key, title, description, severity, \
+                     status, reporter, commander, origin_channel, declared_at, response_url) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'declaring', ?6, ?7, ?8, ?9, ?10)",
                 )?
                 .execute(params![
-                    id,
+                    n.name.as_str(),
+                    n.submission_key,
+                    n.title,
+                    n.description,
+                    n.severity.as_str(),
+                    n.reporter.as_str(),
+                    n.commander.as_ref().map(UserId::as_str),
+                    n.origin_channel.as_ref().map(ChannelId::as_str),
                     ts(n.declared_at),
-                    format!("Incident declared by <@{}>", n.reporter)
-                ])?;
-                conn.commit()?;
-                Ok(Recorded::New(id))
+                    n.response_url
+                ]);
+            match res {
+                Ok(_) => {
+                    let id = tx.last_insert_rowid();
+                    tx.prepare_cached(
+                        "INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![
+                        id,
+                        ts(n.declared_at),
+                        format!("Incident declared by <@{}>", n.reporter)
+                    ])?;
+                    tx.commit()?;
+                    Ok(Recorded::New(IncidentId(id)))
+                }
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Ok(Recorded::NameTaken)
+                }
+                Err(e) => Err(e.into()),
             }
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Ok(Recorded::NameTaken)
-            }
-            Err(e) => Err(e.into()),
-        }
+        })
+        .await
     }
 
     /// Replace the name of an incident whose channel does not exist yet (Slack said
     /// `name_taken`). Returns false when the new name is already used.
-    pub fn rename_incident(&self, id: i64, name: &IncidentName) -> Result<bool> {
-        match self
-            .conn()
-            .prepare_cached("UPDATE incidents SET name = ?2 WHERE id = ?1 AND channel_id IS NULL")?
-            .execute(params![id, name.as_str()])
-        {
-            Ok(n) => Ok(n == 1),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+    pub async fn rename_incident(&self, id: IncidentId, name: &IncidentName) -> Result<bool> {
+        let name = name.as_str().to_string();
+        self.with(Lane::General, move |c| {
+            match c
+                .prepare_cached(
+                    "UPDATE incidents SET name = ?2 WHERE id = ?1 AND channel_id IS NULL",
+                )?
+                .execute(params![id.0, name])
             {
-                Ok(false)
+                Ok(n) => Ok(n == 1),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(e.into()),
             }
-            Err(e) => Err(e.into()),
-        }
+        })
+        .await
     }
 
-    pub fn incident(&self, id: i64) -> Result<Option<Incident>> {
-        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1");
-        Ok(self
-            .conn()
-            .prepare_cached(&sql)?
-            .query_row([id], incident_from_row)
-            .optional()?)
+    pub async fn incident(&self, id: IncidentId) -> Result<Option<Incident>> {
+        self.with(Lane::General, move |c| {
+            let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1");
+            c.prepare_cached(&sql)?
+                .query_row([id.0], incident_from_row)
+                .optional()?
+                .transpose()
+        })
+        .await
     }
 
-    pub fn incident_by_channel(&self, channel_id: &str) -> Result<Option<Incident>> {
-        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE channel_id = ?1");
-        Ok(self
-            .conn()
-            .prepare_cached(&sql)?
-            .query_row([channel_id], incident_from_row)
-            .optional()?)
+    /// The incident of a channel. Runs on the intent lane: `/resolve-incident` asks inside its
+    /// ack.
+    pub async fn incident_by_channel(&self, channel: &ChannelId) -> Result<Option<Incident>> {
+        let channel = channel.as_str().to_string();
+        self.with(Lane::Intent, move |c| {
+            let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE channel_id = ?1");
+            c.prepare_cached(&sql)?
+                .query_row([channel], incident_from_row)
+                .optional()?
+                .transpose()
+        })
+        .await
+    }
+
+    /// The status of an incident (intent lane: retry buttons check it inside their ack).
+    pub async fn status(&self, id: IncidentId) -> Result<Option<Status>> {
+        self.with(Lane::Intent, move |c| {
+            let s: Option<String> = c
+                .prepare_cached("SELECT status FROM incidents WHERE id = ?1")?
+                .query_row([id.0], |r| r.get(0))
+                .optional()?;
+            s.map(|s| Status::parse(&s).with_context(|| format!("unknown incident status {s:?}")))
+                .transpose()
+        })
+        .await
     }
 
     /// Incidents with unfinished work: declaring, resolving, or with steps not yet done.
-    pub fn unfinished(&self) -> Result<Vec<Incident>> {
-        let sql = format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status IN ('declaring', 'resolving') \
-             OR id IN (SELECT incident_id FROM steps WHERE state IN ('started', 'failed')) ORDER BY id"
-        );
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([], incident_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    pub async fn unfinished(&self) -> Result<Vec<Incident>> {
+        self.with(Lane::General, |c| {
+            let sql = format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status IN ('declaring', 'resolving') \
+                 OR id IN (SELECT incident_id FROM steps WHERE state IN ('started', 'failed')) ORDER BY id"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map([], incident_from_row)?;
+            rows.map(conv).collect()
+        })
+        .await
     }
 
     /// Set one step-result field.
-    pub fn set_field(&self, id: i64, field: Field, value: &str) -> Result<()> {
-        let sql = format!("UPDATE incidents SET {} = ?2 WHERE id = ?1", field.column());
-        self.conn()
-            .prepare_cached(&sql)?
-            .execute(params![id, value])?;
-        Ok(())
+    pub async fn set_field(&self, id: IncidentId, field: Field, value: &str) -> Result<()> {
+        let value = value.to_string();
+        self.with(Lane::General, move |c| {
+            let sql = format!("UPDATE incidents SET {} = ?2 WHERE id = ?1", field.column());
+            c.prepare_cached(&sql)?.execute(params![id.0, value])?;
+            Ok(())
+        })
+        .await
     }
 
-    pub fn set_status(&self, id: i64, status: Status) -> Result<()> {
-        self.conn()
-            .prepare_cached("UPDATE incidents SET status = ?2 WHERE id = ?1")?
-            .execute(params![id, status.as_str()])?;
-        Ok(())
+    /// Apply a lifecycle transition atomically: the change, or `None` when the incident was not
+    /// in a status the transition starts from (see [`Transition::from`]).
+    pub async fn transition(&self, id: IncidentId, t: Transition) -> Result<Option<Change>> {
+        self.with(Lane::General, move |c| {
+            let tx = c.transaction()?;
+            let current: Option<String> = tx
+                .prepare_cached("SELECT status FROM incidents WHERE id = ?1")?
+                .query_row([id.0], |r| r.get(0))
+                .optional()?;
+            let Some(current) = current else {
+                return Ok(None);
+            };
+            let current = Status::parse(&current)
+                .with_context(|| format!("unknown incident status {current:?}"))?;
+            let Some(change) = t.apply(current) else {
+                return Ok(None);
+            };
+            tx.prepare_cached("UPDATE incidents SET status = ?2 WHERE id = ?1 AND status = ?3")?
+                .execute(params![id.0, change.to.as_str(), change.from.as_str()])?;
+            tx.commit()?;
+            Ok(Some(change))
+        })
+        .await
     }
 
-    /// Mark declared (declaring -> open) without overriding a resolution already under way.
-    pub fn mark_declared(&self, id: i64) -> Result<()> {
-        self.conn()
-            .prepare_cached(
-                "UPDATE incidents SET status = 'open' WHERE id = ?1 AND status = 'declaring'",
-            )?
-            .execute([id])?;
-        Ok(())
+    /// Record a confirmed resolution (the intent) keyed by its submission. Intent lane.
+    pub async fn record_resolution(&self, r: NewResolution) -> Result<ResolveRecorded> {
+        self.with(Lane::Intent, move |c| {
+            // One transaction: the resolution and its timeline entry commit together.
+            let tx = c.transaction()?;
+            let current: Option<(String, Option<String>)> = tx
+                .prepare_cached("SELECT status, resolve_key FROM incidents WHERE id = ?1")?
+                .query_row([r.incident.0], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            let Some((status, key)) = current else {
+                return Ok(ResolveRecorded::NotFound);
+            };
+            if key.as_deref() == Some(r.resolve_key.as_str()) {
+                return Ok(ResolveRecorded::Duplicate);
+            }
+            let status = Status::parse(&status)
+                .with_context(|| format!("unknown incident status {status:?}"))?;
+            let Some(change) = Transition::ResolveRequested.apply(status) else {
+                return Ok(ResolveRecorded::AlreadyResolved);
+            };
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE incidents SET status = ?2, resolve_key = ?3, resolved_by = ?4, \
+                     resolution = ?5, resolved_at = ?6 WHERE id = ?1 AND status = ?7",
+                )?
+                .execute(params![
+                    r.incident.0,
+                    change.to.as_str(),
+                    r.resolve_key,
+                    r.resolved_by.as_str(),
+                    r.summary,
+                    ts(r.at),
+                    change.from.as_str()
+                ])?;
+            if changed == 0 {
+                return Ok(ResolveRecorded::AlreadyResolved);
+            }
+            tx.prepare_cached("INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)")?
+                .execute(params![
+                    r.incident.0,
+                    ts(r.at),
+                    format!("Resolved by <@{}>", r.resolved_by)
+                ])?;
+            tx.commit()?;
+            Ok(ResolveRecorded::Started)
+        })
+        .await
     }
 
-    /// Record a confirmed resolution (the intent) keyed by its submission.
-    pub fn record_resolution(
+    /// A recorded step, by its key (see `workflow::steps::StepKey`).
+    pub async fn step(&self, id: IncidentId, step: &str) -> Result<Option<Step>> {
+        let step = step.to_string();
+        self.with(Lane::General, move |c| {
+            let row: Option<(String, u32, Option<String>, String)> = c
+                .prepare_cached(
+                    "SELECT state, attempts, detail, first_at FROM steps \
+                     WHERE incident_id = ?1 AND step = ?2",
+                )?
+                .query_row(params![id.0, step], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            row.map(|(state, attempts, detail, first_at)| {
+                Ok(Step {
+                    state: StepState::parse(&state)?,
+                    attempts,
+                    detail,
+                    first_at: parse_ts(&first_at)?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    /// Record a step's state at `now`. `Started` also counts an attempt.
+    pub async fn set_step(
         &self,
-        id: i64,
-        resolve_key: &str,
-        resolved_by: &str,
-        summary: &str,
-        at: DateTime<Utc>,
-    ) -> Result<ResolveRecorded> {
-        let mut guard = self.conn();
-        // One transaction: the resolution and its timeline entry commit together.
-        let conn = guard.transaction()?;
-        let current: Option<(String, Option<String>)> = conn
-            .prepare_cached("SELECT status, resolve_key FROM incidents WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((status, key)) = current else {
-            return Ok(ResolveRecorded::NotFound);
-        };
-        if key.as_deref() == Some(resolve_key) {
-            return Ok(ResolveRecorded::Duplicate);
-        }
-        if !Status::parse(&status).is_some_and(Status::can_resolve) {
-            return Ok(ResolveRecorded::AlreadyResolved);
-        }
-        let changed = conn
-            .prepare_cached(
-                "UPDATE incidents SET status = 'resolving', resolve_key = ?2, resolved_by = ?3, \
-             resolution = ?4, resolved_at = ?5 WHERE id = ?1 AND status IN ('declaring', 'open')",
-            )?
-            .execute(params![id, resolve_key, resolved_by, summary, ts(at)])?;
-        if changed == 0 {
-            return Ok(ResolveRecorded::AlreadyResolved);
-        }
-        conn.prepare_cached("INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)")?
-            .execute(params![id, ts(at), format!("Resolved by <@{resolved_by}>")])?;
-        conn.commit()?;
-        Ok(ResolveRecorded::Started)
-    }
-
-    pub fn step(&self, id: i64, step: &str) -> Result<Option<Step>> {
-        Ok(self
-            .conn()
-            .prepare_cached(
-                "SELECT state, attempts, detail, first_at FROM steps WHERE incident_id = ?1 AND step = ?2")?
-            .query_row(
-                params![id, step],
-                |r| {
-                    Ok(Step {
-                        state: StepState::parse(&r.get::<_, String>(0)?),
-                        attempts: r.get(1)?,
-                        detail: r.get(2)?,
-                        first_at: parse_ts(&r.get::<_, String>(3)?),
-                    })
-                },
-            )
-            .optional()?)
-    }
-
-    /// Record a step's state. `Started` also counts an attempt.
-    pub fn set_step(
-        &self,
-        id: i64,
+        id: IncidentId,
         step: &str,
         state: StepState,
         detail: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<()> {
-        let now = ts(Utc::now());
-        let inc = i64::from(state == StepState::Started);
-        self.conn().prepare_cached(
-            "INSERT INTO steps (incident_id, step, state, attempts, detail, first_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
-             ON CONFLICT (incident_id, step) DO UPDATE SET state = ?3, attempts = attempts + ?4, \
-             detail = COALESCE(?5, detail), updated_at = ?6")?
-        .execute(
-            params![id, step, state.as_str(), inc, detail, now],
-        )?;
-        Ok(())
+        let (step, detail) = (step.to_string(), detail.map(String::from));
+        self.with(Lane::General, move |c| {
+            let inc = i64::from(state == StepState::Started);
+            c.prepare_cached(
+                "INSERT INTO steps (incident_id, step, state, attempts, detail, first_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+                 ON CONFLICT (incident_id, step) DO UPDATE SET state = ?3, attempts = attempts + ?4, \
+                 detail = COALESCE(?5, detail), updated_at = ?6",
+            )?
+            .execute(params![id.0, step, state.as_str(), inc, detail, ts(now)])?;
+            Ok(())
+        })
+        .await
     }
 
     /// Forget a step's history so it starts over (a person pressed Retry).
-    pub fn reset_step(&self, id: i64, step: &str) -> Result<()> {
-        self.conn()
-            .prepare_cached("DELETE FROM steps WHERE incident_id = ?1 AND step = ?2")?
-            .execute(params![id, step])?;
-        Ok(())
+    pub async fn reset_step(&self, id: IncidentId, step: &str) -> Result<()> {
+        let step = step.to_string();
+        self.with(Lane::General, move |c| {
+            c.prepare_cached("DELETE FROM steps WHERE incident_id = ?1 AND step = ?2")?
+                .execute(params![id.0, step])?;
+            Ok(())
+        })
+        .await
     }
 
-    /// Steps of an incident that are not finished (started or failed).
-    pub fn pending_steps(&self, id: i64) -> Result<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT step FROM steps WHERE incident_id = ?1 AND state IN ('started', 'failed') ORDER BY step",
-        )?;
-        let rows = stmt.query_map([id], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    /// Keys of the steps of an incident that are not finished (started or failed).
+    pub async fn pending_steps(&self, id: IncidentId) -> Result<Vec<String>> {
+        self.with(Lane::General, move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT step FROM steps WHERE incident_id = ?1 AND state IN ('started', 'failed') \
+                 ORDER BY step",
+            )?;
+            let rows = stmt.query_map([id.0], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
     }
 
-    pub fn add_announcement(&self, id: i64, channel: &str, ts: &str) -> Result<()> {
-        self.conn()
-            .prepare_cached(
+    pub async fn add_announcement(
+        &self,
+        id: IncidentId,
+        channel: &ChannelId,
+        ts: &MessageTs,
+    ) -> Result<()> {
+        let (channel, ts) = (channel.as_str().to_string(), ts.as_str().to_string());
+        self.with(Lane::General, move |c| {
+            c.prepare_cached(
                 "INSERT INTO announcements (incident_id, channel, ts) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (incident_id, channel) DO UPDATE SET ts = ?3",
+                 ON CONFLICT (incident_id, channel) DO UPDATE SET ts = ?3",
             )?
-            .execute(params![id, channel, ts])?;
-        Ok(())
+            .execute(params![id.0, channel, ts])?;
+            Ok(())
+        })
+        .await
     }
 
     /// `(channel, ts)` of every announcement of an incident.
-    pub fn announcements(&self, id: i64) -> Result<Vec<(String, String)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT channel, ts FROM announcements WHERE incident_id = ?1 ORDER BY channel",
-        )?;
-        let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    pub async fn announcements(&self, id: IncidentId) -> Result<Vec<(ChannelId, MessageTs)>> {
+        self.with(Lane::General, move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT channel, ts FROM announcements WHERE incident_id = ?1 ORDER BY channel",
+            )?;
+            let rows =
+                stmt.query_map([id.0], |r| Ok((ChannelId(r.get(0)?), MessageTs(r.get(1)?))))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
     }
 
-    pub fn add_timeline(&self, id: i64, at: DateTime<Utc>, text: &str) -> Result<()> {
-        self.conn()
-            .prepare_cached("INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)")?
-            .execute(params![id, ts(at), text])?;
-        Ok(())
+    pub async fn add_timeline(&self, id: IncidentId, at: DateTime<Utc>, text: &str) -> Result<()> {
+        let text = text.to_string();
+        self.with(Lane::General, move |c| {
+            c.prepare_cached("INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)")?
+                .execute(params![id.0, ts(at), text])?;
+            Ok(())
+        })
+        .await
     }
 
-    pub fn timeline(&self, id: i64) -> Result<Vec<(DateTime<Utc>, String)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT at, text FROM timeline WHERE incident_id = ?1 ORDER BY at, id",
-        )?;
-        let rows = stmt.query_map([id], |r| {
-            Ok((parse_ts(&r.get::<_, String>(0)?), r.get::<_, String>(1)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    pub async fn timeline(&self, id: IncidentId) -> Result<Vec<(DateTime<Utc>, String)>> {
+        self.with(Lane::General, move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT at, text FROM timeline WHERE incident_id = ?1 ORDER BY at, id",
+            )?;
+            let rows = stmt.query_map([id.0], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            rows.map(|row| {
+                let (at, text) = row?;
+                Ok((parse_ts(&at)?, text))
+            })
+            .collect()
+        })
+        .await
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use chrono::TimeZone;
     use std::time::Duration;
 
-    fn new<'a>(name: &'a IncidentName, key: &'a str) -> NewIncident<'a> {
+    pub(crate) fn t(secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap() + chrono::Duration::seconds(secs)
+    }
+
+    fn new(name: &IncidentName, key: &str) -> NewIncident {
         NewIncident {
-            name,
-            submission_key: key,
-            title: "DB down",
-            description: "",
-            severity: "sev1",
-            reporter: "U1",
+            name: name.clone(),
+            submission_key: key.into(),
+            title: "DB down".into(),
+            description: String::new(),
+            severity: Severity::from("sev1"),
+            reporter: UserId::from("U1"),
             commander: None,
-            origin_channel: Some("C1"),
+            origin_channel: Some(ChannelId::from("C1")),
             response_url: None,
-            declared_at: Utc::now(),
+            declared_at: t(0),
         }
     }
 
-    #[test]
-    fn a_redelivered_submission_is_recorded_once() {
-        let s = Store::in_memory().unwrap();
-        let n = IncidentName::from_stored("20261121-calm-otter");
-        let Recorded::New(id) = s.record_declaration(&new(&n, "V1")).unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            s.record_declaration(&new(&n, "V1")).unwrap(),
-            Recorded::Duplicate(id)
-        );
-        let other = IncidentName::from_stored("20261121-calm-otter");
-        assert_eq!(
-            s.record_declaration(&new(&other, "V2")).unwrap(),
-            Recorded::NameTaken
-        );
-        assert!(s.name_used(&n).unwrap());
+    /// A freshly declared incident in `s`.
+    pub(crate) async fn declared(s: &Store) -> IncidentId {
+        let n = IncidentName::from_stored("20261201-calm-otter");
+        match s.record_declaration(new(&n, "V1")).await.unwrap() {
+            Recorded::New(id) | Recorded::Duplicate(id) => id,
+            Recorded::NameTaken => panic!("name taken"),
+        }
     }
 
-    #[test]
-    fn resolution_is_recorded_once_and_only_from_open() {
+    fn resolution(id: IncidentId, key: &str) -> NewResolution {
+        NewResolution {
+            incident: id,
+            resolve_key: key.into(),
+            resolved_by: UserId::from("U2"),
+            summary: "fixed".into(),
+            at: t(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_submission_is_recorded_once() {
         let s = Store::in_memory().unwrap();
         let n = IncidentName::from_stored("20261121-calm-otter");
-        let Recorded::New(id) = s.record_declaration(&new(&n, "V1")).unwrap() else {
+        let Recorded::New(id) = s.record_declaration(new(&n, "V1")).await.unwrap() else {
             panic!()
         };
-        s.mark_declared(id).unwrap();
-        let now = Utc::now();
         assert_eq!(
-            s.record_resolution(id, "VR1", "U2", "fixed", now).unwrap(),
+            s.record_declaration(new(&n, "V1")).await.unwrap(),
+            Recorded::Duplicate(id)
+        );
+        assert_eq!(
+            s.record_declaration(new(&n, "V2")).await.unwrap(),
+            Recorded::NameTaken
+        );
+        assert!(s.name_used(&n).await.unwrap());
+        let used = s.names_used_on("20261121").await.unwrap();
+        assert!(used.contains("20261121-calm-otter"));
+        assert!(s.names_used_on("20261122").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn resolution_is_recorded_once_and_only_from_open() {
+        let s = Store::in_memory().unwrap();
+        let id = declared(&s).await;
+        s.transition(id, Transition::Declared).await.unwrap();
+        assert_eq!(
+            s.record_resolution(resolution(id, "VR1")).await.unwrap(),
             ResolveRecorded::Started
         );
         assert_eq!(
-            s.record_resolution(id, "VR1", "U2", "fixed", now).unwrap(),
+            s.record_resolution(resolution(id, "VR1")).await.unwrap(),
             ResolveRecorded::Duplicate
         );
         assert_eq!(
-            s.record_resolution(id, "VR2", "U3", "again", now).unwrap(),
+            s.record_resolution(resolution(id, "VR2")).await.unwrap(),
             ResolveRecorded::AlreadyResolved
         );
-        // mark_declared never undoes a resolution in progress.
-        s.mark_declared(id).unwrap();
-        assert_eq!(s.incident(id).unwrap().unwrap().status, Status::Resolving);
-        assert_eq!(s.timeline(id).unwrap().len(), 2);
+        // A late "declared" never undoes a resolution in progress.
+        assert_eq!(s.transition(id, Transition::Declared).await.unwrap(), None);
+        assert_eq!(
+            s.incident(id).await.unwrap().unwrap().status,
+            Status::Resolving
+        );
+        assert_eq!(s.timeline(id).await.unwrap().len(), 2);
+        assert_eq!(
+            s.transition(id, Transition::Resolved).await.unwrap(),
+            Some(Change {
+                from: Status::Resolving,
+                to: Status::Resolved
+            })
+        );
     }
 
-    #[test]
-    fn steps_count_attempts_and_unfinished_work_is_found() {
+    #[tokio::test]
+    async fn steps_count_attempts_and_unfinished_work_is_found() {
         let s = Store::in_memory().unwrap();
-        let n = IncidentName::from_stored("20261121-calm-otter");
-        let Recorded::New(id) = s.record_declaration(&new(&n, "V1")).unwrap() else {
-            panic!()
-        };
-        s.set_step(id, "page", StepState::Started, None).unwrap();
-        s.set_step(id, "page", StepState::Failed, Some("503"))
+        let id = declared(&s).await;
+        s.set_step(id, "page", StepState::Started, None, t(1))
+            .await
             .unwrap();
-        s.set_step(id, "page", StepState::Started, None).unwrap();
-        let st = s.step(id, "page").unwrap().unwrap();
+        s.set_step(id, "page", StepState::Failed, Some("503"), t(2))
+            .await
+            .unwrap();
+        s.set_step(id, "page", StepState::Started, None, t(3))
+            .await
+            .unwrap();
+        let st = s.step(id, "page").await.unwrap().unwrap();
         assert_eq!((st.state, st.attempts), (StepState::Started, 2));
         assert_eq!(st.detail.as_deref(), Some("503"));
-        s.mark_declared(id).unwrap();
-        assert_eq!(s.unfinished().unwrap().len(), 1);
-        s.set_step(id, "page", StepState::Done, None).unwrap();
-        assert!(s.unfinished().unwrap().is_empty());
+        assert_eq!(st.first_at, t(1));
+        s.transition(id, Transition::Declared).await.unwrap();
+        assert_eq!(s.unfinished().await.unwrap().len(), 1);
+        assert_eq!(s.pending_steps(id).await.unwrap(), vec!["page".to_string()]);
+        s.set_step(id, "page", StepState::Done, None, t(4))
+            .await
+            .unwrap();
+        assert!(s.unfinished().await.unwrap().is_empty());
     }
 
-    #[test]
-    fn the_database_survives_reopening_and_migrations_are_idempotent() {
+    #[tokio::test]
+    async fn an_unreadable_stored_value_is_an_error_not_a_default() {
+        let s = Store::in_memory().unwrap();
+        let id = declared(&s).await;
+        s.set_step(id, "page", StepState::Started, None, t(1))
+            .await
+            .unwrap();
+        s.with(Lane::General, move |c| {
+            c.execute_batch(
+                "UPDATE steps SET state = 'half-done'; \
+                 UPDATE incidents SET declared_at = 'yesterday';",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert!(s.step(id, "page").await.is_err(), "unknown step state");
+        assert!(s.incident(id).await.is_err(), "malformed time");
+        s.with(Lane::General, move |c| {
+            c.execute_batch(&format!(
+                "UPDATE incidents SET declared_at = '{}', status = 'paused';",
+                ts(t(0))
+            ))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert!(s.incident(id).await.is_err(), "unknown status");
+    }
+
+    #[tokio::test]
+    async fn the_database_survives_reopening_and_migrations_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let n = IncidentName::from_stored("20261121-calm-otter");
         {
             let s = Store::open(dir.path()).unwrap();
-            s.record_declaration(&new(&n, "V1")).unwrap();
+            s.record_declaration(new(&n, "V1")).await.unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
-        assert!(s.name_used(&n).unwrap());
-        assert!(s.is_writable());
+        assert!(s.name_used(&n).await.unwrap());
+        assert!(s.is_writable().await);
     }
 
-    #[test]
-    fn the_log_is_checkpointed_into_the_database_file_in_the_background() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_intent_is_recorded_while_every_pool_connection_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let id = declared(&s).await;
+        // Occupy every general connection with a slow read.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut busy = Vec::new();
+        for _ in 0..POOL_CONNECTIONS {
+            let (s, rx) = (s.clone(), rx.clone());
+            busy.push(tokio::spawn(async move {
+                s.with(Lane::General, move |_c| {
+                    let _ = rx.lock().unwrap().recv_timeout(Duration::from_secs(10));
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        // Wait until all permits are taken.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while s.inner.permits.available_permits() > 0 {
+            assert!(std::time::Instant::now() < deadline, "pool never filled");
+            tokio::task::yield_now().await;
+        }
+        let n = IncidentName::from_stored("20261201-brisk-heron");
+        let mut other = new(&n, "V2");
+        other.declared_at = t(5);
+        let rec = tokio::time::timeout(Duration::from_secs(2), s.record_declaration(other))
+            .await
+            .expect("the intent lane does not wait for the pool")
+            .unwrap();
+        assert!(matches!(rec, Recorded::New(_)));
+        for _ in 0..POOL_CONNECTIONS {
+            tx.send(()).unwrap();
+        }
+        for b in busy {
+            b.await.unwrap().unwrap();
+        }
+        assert!(s.incident(id).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn the_log_is_checkpointed_into_the_database_file_in_the_background() {
         let dir = tempfile::tempdir().unwrap();
         let n = IncidentName::from_stored("20261121-brisk-heron");
         let s = Store::open_with_checkpoints(dir.path(), Duration::from_millis(20)).unwrap();
         let autocheckpoint: i64 = s
-            .conn()
-            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .with(Lane::General, |c| {
+                Ok(c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))?)
+            })
+            .await
             .unwrap();
         assert_eq!(autocheckpoint, AUTOCHECKPOINT_PAGES);
-        s.record_declaration(&new(&n, "V1")).unwrap();
+        s.record_declaration(new(&n, "V1")).await.unwrap();
         let before = s.checkpoints_run();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while s.checkpoints_run() < before + 2 {
@@ -762,13 +1151,13 @@ mod tests {
                 std::time::Instant::now() < deadline,
                 "no background checkpoint ran"
             );
-            std::thread::sleep(Duration::from_millis(10));
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // The database file alone (without its write-ahead log) now holds the incident.
         let copy = tempfile::tempdir().unwrap();
         std::fs::copy(dir.path().join(DB_FILE), copy.path().join(DB_FILE)).unwrap();
         let alone = Store::open(copy.path()).unwrap();
-        assert!(alone.name_used(&n).unwrap());
+        assert!(alone.name_used(&n).await.unwrap());
         drop(s); // stops and joins the checkpoint thread
     }
 }

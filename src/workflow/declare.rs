@@ -8,17 +8,18 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::app::App;
+use crate::context::Ctx;
+use crate::incident::lifecycle::Transition;
 use crate::incident::naming::draw_name;
-use crate::incident::{Incident, Status};
+use crate::incident::{ChannelId, Incident, IncidentId, Status, UserId};
 use crate::slack::api::SlackError;
 use crate::slack::messages;
-use crate::store::StepState;
-use crate::workflow::{
-    integrations, post_step, post_step_outcome, slack_step, summary, StepOutcome,
-};
+use crate::store::Field;
+use crate::workflow::runner::{retry_call, run_step, Runner, StepOutcome, StepRun, Verdict};
+use crate::workflow::steps::StepKey;
+use crate::workflow::{integrations, post_step, summary};
 
 /// How many names to try when Slack says `name_taken` for names we never used.
 pub const NAME_ATTEMPTS: usize = 5;
@@ -26,12 +27,13 @@ pub const NAME_ATTEMPTS: usize = 5;
 const DRAWS_PER_NAME: usize = 50;
 
 /// Run (or resume) the declare workflow of incident `id`.
-pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
-    let app: &App = &app_arc;
-    let _guard = app.lock_incident(id).await;
-    let mut inc = app
+pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
+    let ctx: &Ctx = runner.ctx();
+    let _guard = runner.lock_incident(id).await;
+    let mut inc = ctx
         .store
-        .incident(id)?
+        .incident(id)
+        .await?
         .context("incident disappeared from the store")?;
     if inc.status == Status::Failed {
         return Ok(());
@@ -40,69 +42,85 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
     // channel name until the id is known): start them now, beside channel creation, once the
     // `conversations.create` request (the critical path) has left.
     if inc.channel_id.is_none() {
-        let snapshot = inc.clone();
-        let start = off_critical_path(async { integrations::start_declare(&app_arc, &snapshot) });
-        let (created, ()) = tokio::join!(create_channel(app, &mut inc), start);
-        match created {
-            Ok(()) => {}
-            Err(reason) => {
-                tracing::error!(incident = %inc.name, %reason, "could not create the incident channel");
-                app.store.set_status(id, Status::Failed)?;
-                // Wake integration steps waiting for the channel: none will come.
-                app.channel_created.notify_waiters();
-                integrations::declare_failed(&app_arc, id);
-                send_to_reporter(
-                    app,
-                    &inc,
-                    &messages::declare_failed_reply(&inc.title, &reason),
-                )
-                .await;
-                return Ok(());
+        let start = off_critical_path(async { integrations::start_declare(runner, id) });
+        let (created, ()) = tokio::join!(create_channel(ctx, &mut inc), start);
+        if let Err(reason) = created? {
+            tracing::error!(incident = %inc.name, %reason, "could not create the incident channel");
+            ctx.store.transition(id, Transition::DeclareFailed).await?;
+            // Wake integration steps waiting for the channel: none will come.
+            ctx.channel_created.notify_waiters();
+            integrations::declare_failed(runner, id).await?;
+            let text = messages::declare_failed_reply(&inc.title, &reason);
+            if let Err(e) =
+                retry_call(ctx, &StepKey::Reply, || send_to_reporter(ctx, &inc, &text)).await
+            {
+                tracing::warn!(error = %e, "could not tell the reporter that declaring failed");
             }
+            return Ok(());
         }
     } else {
-        integrations::start_declare(&app_arc, &inc);
+        integrations::start_declare(runner, id);
     }
-    let channel = inc.channel_id.clone().unwrap_or_default();
+    let channel = inc
+        .channel_id
+        .clone()
+        .context("the channel id was just recorded")?;
 
     let summary = async {
-        let ts = summary::post(app, id, &channel).await;
-        if let Some(ts) = ts {
+        if let Some(ts) = summary::post(ctx, id, &channel).await? {
             // Pin, and catch up with links that arrived while the summary was being posted.
-            let pin = slack_step(app, id, "pin", |_| {
-                let args = json!({"channel": channel, "timestamp": ts});
-                async move {
-                    match app.slack.call("pins.add", args).await {
-                        Err(e) if e.is_code("already_pinned") => Ok(()),
-                        r => r.map(|_| ()),
+            let pin = run_step(
+                ctx,
+                id,
+                StepKey::Pin,
+                |_| {
+                    let args = json!({"channel": channel, "timestamp": ts});
+                    async move {
+                        match ctx.slack.call("pins.add", args).await {
+                            Err(e) if e.is_code("already_pinned") => Ok(()),
+                            r => r.map(|_| ()),
+                        }
                     }
-                }
-            });
-            tokio::join!(pin, summary::refresh(app, id));
+                },
+                |_| None,
+            );
+            let (pin, refreshed) = tokio::join!(pin, summary::refresh(ctx, id));
+            pin?;
+            refreshed?;
         }
+        Ok::<(), anyhow::Error>(())
     };
 
     let announce = async {
-        let futs = app
+        let futs = ctx
             .settings
             .slack
             .broadcast_channels
             .iter()
-            .map(|bc| announce_in(app, &inc, bc));
-        futures_util::future::join_all(futs).await;
+            .map(|bc| announce_in(ctx, &inc, ChannelId::from(bc.as_str())));
+        futures_util::future::join_all(futs)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
     };
 
     // The summary is on the critical path (post, then pin): polled first, and the rest wait one
     // scheduler turn so that its request is written before theirs.
-    tokio::join!(
+    let (a, b, c, d, e) = tokio::join!(
         summary,
-        off_critical_path(invite(app, &inc, &channel)),
-        off_critical_path(set_topic(app, &inc, &channel)),
+        off_critical_path(invite(ctx, &inc, &channel)),
+        off_critical_path(set_topic(ctx, &inc, &channel)),
         off_critical_path(announce),
-        off_critical_path(reply_to_reporter(app, &inc)),
+        off_critical_path(reply_to_reporter(ctx, &inc)),
     );
+    a.context("summary")?;
+    b.context("invites")?;
+    c.context("topic")?;
+    d.context("announcements")?;
+    e.context("reply to the reporter")?;
 
-    app.store.mark_declared(id)?;
+    ctx.store.transition(id, Transition::Declared).await?;
     tracing::info!(incident = %inc.name, channel = %channel, "incident declared");
     Ok(())
 }
@@ -115,129 +133,118 @@ async fn off_critical_path<F: std::future::Future>(f: F) -> F::Output {
     f.await
 }
 
-/// Create `incd-<name>`; on `name_taken` adopt our own channel (a previous attempt created it) or
-/// draw another name. Records the channel id. `Err` carries a reason for the reporter.
-async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
-    let mut maybe_created = app
-        .store
-        .step(inc.id, "create_channel")
-        .ok()
-        .flatten()
-        .is_some_and(|s| s.state != StepState::Done);
+/// Create `incd-<name>` and record its id. When an earlier attempt's outcome is unknown, first
+/// look for the channel (it may exist), retrying that lookup like any call. On `name_taken` for
+/// a channel that is not ours, draw another name. The inner `Err` carries a reason for the
+/// reporter (declaring failed for good); the outer one a store failure.
+async fn create_channel(ctx: &Ctx, inc: &mut Incident) -> Result<Result<(), String>> {
+    let key = StepKey::CreateChannel;
+    let mut run = StepRun::load(ctx, inc.id, key.clone()).await?;
     let mut names_tried = 0;
-    let mut transport_failures = 0;
+    // Set after drawing a new name: nothing can exist under it yet.
+    let mut fresh_name = false;
     loop {
+        let a = run.attempt().await?;
         let name = inc.name.channel_name();
-        let _ = app
-            .store
-            .set_step(inc.id, "create_channel", StepState::Started, None);
-        let result = app
+        if a.maybe_applied && !fresh_name {
+            match retry_call(ctx, &key, || find_own_channel(ctx, &name)).await {
+                Ok(Some(id)) => {
+                    tracing::info!(incident = %inc.name, channel = %id, "channel was created by an earlier attempt; adopting it");
+                    record_channel(ctx, inc, id).await?;
+                    run.done(None).await?;
+                    return Ok(Ok(()));
+                }
+                Ok(None) => {}
+                Err(e) => match run.failed(&e).await? {
+                    Verdict::Retried => continue,
+                    Verdict::GaveUp => return Ok(Err(e.human())),
+                },
+            }
+        }
+        fresh_name = false;
+        let result = ctx
             .slack
             .call(
                 "conversations.create",
                 json!({"name": name, "is_private": false}),
             )
-            .await;
+            .await
+            .and_then(|resp| match resp["channel"]["id"].as_str() {
+                Some(id) => Ok(ChannelId::from(id)),
+                None => Err(SlackError::Transport {
+                    method: "conversations.create".into(),
+                    detail: "the answer had no channel id".into(),
+                }),
+            });
         match result {
-            Ok(resp) => {
-                let Some(id) = resp["channel"]["id"].as_str() else {
-                    return Err("Slack returned no channel id".into());
-                };
-                return record_channel(app, inc, id);
+            Ok(id) => {
+                record_channel(ctx, inc, id).await?;
+                run.done(None).await?;
+                return Ok(Ok(()));
             }
-            Err(e) if e.is_code("name_taken") => {
-                if maybe_created {
-                    match find_own_channel(app, &name).await {
-                        Ok(Some(id)) => {
-                            tracing::info!(incident = %inc.name, channel = %id, "channel was created by an earlier attempt; adopting it");
-                            return record_channel(app, inc, &id);
-                        }
-                        Ok(None) => {}
-                        Err(e) => return Err(e.human()),
-                    }
-                }
+            Err(e) if e.is_code("name_taken") && names_tried + 1 < NAME_ATTEMPTS => {
                 names_tried += 1;
-                if names_tried >= NAME_ATTEMPTS {
-                    let _ = app.store.set_step(
-                        inc.id,
-                        "create_channel",
-                        StepState::GaveUp,
-                        Some("name_taken"),
-                    );
-                    return Err(format!(
-                        "Slack said every name incd tried was taken ({names_tried} names)"
-                    ));
-                }
-                let new_name = new_name(app, inc).ok_or("no unused name left for today")?;
+                let Some(new_name) = new_name(ctx, inc).await? else {
+                    run.failed(&e).await?;
+                    return Ok(Err("no unused incident name left for today".into()));
+                };
                 tracing::warn!(old = %inc.name, new = %new_name, "channel name taken in Slack; drawing another");
                 inc.name = new_name;
-                maybe_created = false;
+                fresh_name = true;
             }
-            Err(e @ SlackError::Transport { .. }) => {
-                transport_failures += 1;
-                maybe_created = true;
-                let _ = app.store.set_step(
-                    inc.id,
-                    "create_channel",
-                    StepState::Failed,
-                    Some(&e.to_string()),
-                );
-                if transport_failures >= super::SLACK_STEP_ATTEMPTS {
-                    return Err(e.human());
-                }
-                tokio::time::sleep(crate::slack::api::jitter(
-                    super::SLACK_STEP_BACKOFF * 2u32.pow(transport_failures - 1),
-                ))
-                .await;
+            Err(e) if e.is_code("name_taken") => {
+                run.failed(&e).await?;
+                return Ok(Err(format!(
+                    "Slack said every name incd tried was taken ({} names)",
+                    names_tried + 1
+                )));
             }
-            Err(e) => {
-                let _ = app.store.set_step(
-                    inc.id,
-                    "create_channel",
-                    StepState::GaveUp,
-                    Some(&e.to_string()),
-                );
-                return Err(e.human());
-            }
+            Err(e) => match run.failed(&e).await? {
+                Verdict::Retried => {}
+                Verdict::GaveUp => return Ok(Err(e.human())),
+            },
         }
     }
 }
 
-fn record_channel(app: &App, inc: &mut Incident, id: &str) -> Result<(), String> {
-    app.store
-        .set_field(inc.id, crate::store::Field::ChannelId, id)
-        .map_err(|e| format!("store error: {e}"))?;
-    let _ = app
-        .store
-        .set_step(inc.id, "create_channel", StepState::Done, None);
-    app.metrics.step("create_channel", "done");
-    inc.channel_id = Some(id.to_string());
-    app.channel_created.notify_waiters();
+async fn record_channel(ctx: &Ctx, inc: &mut Incident, id: ChannelId) -> Result<()> {
+    ctx.store
+        .set_field(inc.id, Field::ChannelId, id.as_str())
+        .await
+        .context("recording the channel id")?;
+    inc.channel_id = Some(id);
+    ctx.channel_created.notify_waiters();
     Ok(())
 }
 
 /// Draw an unused name for the incident's declaration date and record it.
-fn new_name(app: &App, inc: &Incident) -> Option<crate::incident::IncidentName> {
-    let s = &app.settings.incidents;
+async fn new_name(ctx: &Ctx, inc: &Incident) -> Result<Option<crate::incident::IncidentName>> {
+    let s = &ctx.settings.incidents;
     let date = inc.declared_at.with_timezone(&s.timezone).date_naive();
     for _ in 0..DRAWS_PER_NAME {
-        let name = draw_name(
+        let used = ctx
+            .store
+            .names_used_on(&date.format("%Y%m%d").to_string())
+            .await?;
+        let Some(name) = draw_name(
             date,
             &s.adjectives,
             &s.animals,
             &mut rand::rng(),
             DRAWS_PER_NAME,
-            |n| app.store.name_used(n).unwrap_or(true),
-        )?;
-        if app.store.rename_incident(inc.id, &name).unwrap_or(false) {
-            return Some(name);
+            |n| used.contains(n.as_str()),
+        ) else {
+            return Ok(None);
+        };
+        if ctx.store.rename_incident(inc.id, &name).await? {
+            return Ok(Some(name));
         }
     }
-    None
+    Ok(None)
 }
 
 /// Find a channel named `name` that the bot created (it is a member of every channel it made).
-async fn find_own_channel(app: &App, name: &str) -> Result<Option<String>, SlackError> {
+async fn find_own_channel(ctx: &Ctx, name: &str) -> Result<Option<ChannelId>, SlackError> {
     let mut cursor = String::new();
     for _ in 0..50 {
         let mut args: Vec<(&str, &str)> = vec![
@@ -248,14 +255,14 @@ async fn find_own_channel(app: &App, name: &str) -> Result<Option<String>, Slack
         if !cursor.is_empty() {
             args.push(("cursor", &cursor));
         }
-        let resp = app.slack.call_form("users.conversations", &args).await?;
-        let bot = app.bot_user_id();
+        let resp = ctx.slack.call_form("users.conversations", &args).await?;
+        let bot = ctx.bot_user_id().map(UserId::as_str);
         let found = resp["channels"].as_array().into_iter().flatten().find(|c| {
             c["name"] == name
                 && (bot.is_none() || c.get("creator").is_none() || c["creator"].as_str() == bot)
         });
         if let Some(c) = found {
-            return Ok(c["id"].as_str().map(String::from));
+            return Ok(c["id"].as_str().map(ChannelId::from));
         }
         match resp["response_metadata"]["next_cursor"].as_str() {
             Some(c) if !c.is_empty() => cursor = c.to_string(),
@@ -265,45 +272,62 @@ async fn find_own_channel(app: &App, name: &str) -> Result<Option<String>, Slack
     Ok(None)
 }
 
-async fn invite(app: &App, inc: &Incident, channel: &str) {
-    let bot = app.bot_user_id();
-    let mut users: Vec<String> = Vec::new();
+async fn invite(ctx: &Ctx, inc: &Incident, channel: &ChannelId) -> Result<()> {
+    let bot = ctx.bot_user_id();
+    let configured = ctx
+        .settings
+        .slack
+        .invite_users
+        .iter()
+        .map(|u| UserId::from(u.as_str()))
+        .collect::<Vec<_>>();
+    let mut users: Vec<UserId> = Vec::new();
     for u in std::iter::once(&inc.reporter)
         .chain(inc.commander.iter())
-        .chain(app.settings.slack.invite_users.iter())
+        .chain(configured.iter())
     {
-        if Some(u.as_str()) != bot && !users.contains(u) {
+        if Some(u) != bot && !users.contains(u) {
             users.push(u.clone());
         }
     }
     if users.is_empty() {
-        return;
+        return Ok(());
     }
-    slack_step(app, inc.id, "invite", |_| {
-        let users = users.clone();
-        async move { invite_users(app, channel, &users).await }
-    })
-    .await;
+    run_step(
+        ctx,
+        inc.id,
+        StepKey::Invite,
+        |_| invite_users(ctx, channel, &users),
+        |_| None,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Invite everyone; when Slack refuses the batch because of some users, invite the others one by
 /// one so a single bad id never keeps the responders out.
-async fn invite_users(app: &App, channel: &str, users: &[String]) -> Result<(), SlackError> {
+async fn invite_users(ctx: &Ctx, channel: &ChannelId, users: &[UserId]) -> Result<(), SlackError> {
+    use crate::workflow::runner::Transient;
     let benign = |e: &SlackError| e.is_code("already_in_channel") || e.is_code("cant_invite_self");
-    match app
+    let all = users
+        .iter()
+        .map(UserId::as_str)
+        .collect::<Vec<_>>()
+        .join(",");
+    match ctx
         .slack
         .call(
             "conversations.invite",
-            json!({"channel": channel, "users": users.join(",")}),
+            json!({"channel": channel, "users": all}),
         )
         .await
     {
         Ok(_) => Ok(()),
         Err(e) if benign(&e) && users.len() == 1 => Ok(()),
-        Err(e @ SlackError::Api { .. }) if users.len() > 1 => {
+        Err(e) if !e.is_transient() && users.len() > 1 => {
             tracing::warn!(error = %e, "batch invite refused; inviting one by one");
             for u in users {
-                match app
+                match ctx
                     .slack
                     .call(
                         "conversations.invite",
@@ -313,7 +337,7 @@ async fn invite_users(app: &App, channel: &str, users: &[String]) -> Result<(), 
                 {
                     Ok(_) => {}
                     Err(e) if benign(&e) => {}
-                    Err(e @ SlackError::Transport { .. }) => return Err(e),
+                    Err(e) if e.is_transient() => return Err(e),
                     Err(e) => tracing::warn!(user = %u, error = %e, "could not invite user"),
                 }
             }
@@ -323,43 +347,53 @@ async fn invite_users(app: &App, channel: &str, users: &[String]) -> Result<(), 
     }
 }
 
-async fn set_topic(app: &App, inc: &Incident, channel: &str) {
-    let level = app.settings.incidents.severity(&inc.severity);
+async fn set_topic(ctx: &Ctx, inc: &Incident, channel: &ChannelId) -> Result<()> {
+    let level = ctx.settings.incidents.severity(inc.severity.as_str());
     let topic = messages::topic(inc, level, false);
-    slack_step(app, inc.id, "topic", |_| {
-        let args = json!({"channel": channel, "topic": topic});
-        async move {
-            app.slack
-                .call("conversations.setTopic", args)
-                .await
-                .map(|_| ())
-        }
-    })
-    .await;
+    run_step(
+        ctx,
+        inc.id,
+        StepKey::Topic,
+        |_| {
+            let args = json!({"channel": channel, "topic": topic});
+            async move {
+                ctx.slack
+                    .call("conversations.setTopic", args)
+                    .await
+                    .map(|_| ())
+            }
+        },
+        |_| None,
+    )
+    .await?;
+    Ok(())
 }
 
-async fn announce_in(app: &App, inc: &Incident, broadcast: &str) {
-    let step = format!("announce:{broadcast}");
-    let level = app.settings.incidents.severity(&inc.severity);
-    let tz = app.settings.incidents.timezone;
+async fn announce_in(ctx: &Ctx, inc: &Incident, broadcast: ChannelId) -> Result<()> {
+    let step = StepKey::Announce(broadcast.clone());
+    let level = ctx.settings.incidents.severity(inc.severity.as_str());
+    let tz = ctx.settings.incidents.timezone;
     let render = || {
         let (t, b) = messages::announcement(inc, level, tz);
         (t, Some(b))
     };
-    let ts = match post_step_outcome(app, inc, &step, broadcast, render, None).await {
-        StepOutcome::Failed(Some(e)) if e.is_code("not_in_channel") => {
+    let ts = match post_step(ctx, inc, step.clone(), &broadcast, render, None).await? {
+        StepOutcome::Failed(e) if e.is_code("not_in_channel") => {
             // A public channel the bot has not joined yet: join and try once more.
-            match app
-                .slack
-                .call("conversations.join", json!({"channel": broadcast}))
-                .await
-            {
+            let joined = retry_call(ctx, &step, || {
+                ctx.slack
+                    .call("conversations.join", json!({"channel": broadcast}))
+            })
+            .await;
+            match joined {
                 Ok(_) => {
-                    let _ = app.store.reset_step(inc.id, &step);
-                    post_step(app, inc, &step, broadcast, render, None).await
+                    ctx.store.reset_step(inc.id, &step.to_string()).await?;
+                    post_step(ctx, inc, step, &broadcast, render, None)
+                        .await?
+                        .value()
                 }
                 Err(e) => {
-                    tracing::error!(channel = broadcast, error = %e, "cannot post the announcement: invite the incd bot to this broadcast channel");
+                    tracing::error!(channel = %broadcast, error = %e, "cannot post the announcement: invite the incd bot to this broadcast channel");
                     None
                 }
             }
@@ -367,60 +401,40 @@ async fn announce_in(app: &App, inc: &Incident, broadcast: &str) {
         outcome => outcome.value(),
     };
     if let Some(ts) = ts {
-        let _ = app.store.add_announcement(inc.id, broadcast, &ts);
+        ctx.store.add_announcement(inc.id, &broadcast, &ts).await?;
     }
+    Ok(())
 }
 
 /// Tell the reporter where the incident lives: ephemeral where they typed the command, else a DM.
-async fn reply_to_reporter(app: &App, inc: &Incident) {
-    let current = app.store.incident(inc.id).ok().flatten();
+async fn reply_to_reporter(ctx: &Ctx, inc: &Incident) -> Result<()> {
+    let current = ctx.store.incident(inc.id).await?;
     let text = messages::declared_reply(current.as_ref().unwrap_or(inc));
-    slack_step(app, inc.id, "reply", |_| {
-        let text = text.clone();
-        async move {
-            send_to_reporter(app, inc, &text).await;
-            Ok(())
-        }
-    })
-    .await;
+    run_step(
+        ctx,
+        inc.id,
+        StepKey::Reply,
+        |_| send_to_reporter(ctx, inc, &text),
+        |_| None,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Ephemeral through the command's `response_url` (it works in any channel, bot member or not);
-/// a DM from the app when that is gone or fails.
-async fn send_to_reporter(app: &App, inc: &Incident, text: &str) {
+/// a DM from the app when that is gone or fails. An error only when neither got through.
+async fn send_to_reporter(ctx: &Ctx, inc: &Incident, text: &str) -> Result<(), SlackError> {
     if let Some(url) = &inc.response_url {
-        match app.slack.respond(url, text).await {
-            Ok(()) => return,
+        match ctx.slack.respond(url, text).await {
+            Ok(()) => return Ok(()),
             Err(e) => tracing::info!(error = %e, "ephemeral reply not possible; sending a DM"),
         }
     }
-    if let Err(e) = app
-        .slack
+    ctx.slack
         .call(
             "chat.postMessage",
             json!({"channel": inc.reporter, "text": text, "unfurl_links": false}),
         )
         .await
-    {
-        tracing::warn!(error = %e, "could not reach the reporter");
-    }
-}
-
-/// `chat.update` with a few retries on transport failures (an update is idempotent).
-pub(crate) async fn update_with_retry(app: &App, args: Value) -> Result<(), SlackError> {
-    let mut n = 0;
-    loop {
-        match app.slack.call("chat.update", args.clone()).await {
-            Ok(_) => return Ok(()),
-            Err(e @ SlackError::Transport { .. }) if n + 1 < super::SLACK_STEP_ATTEMPTS => {
-                n += 1;
-                tracing::warn!(error = %e, "chat.update failed; retrying");
-                tokio::time::sleep(crate::slack::api::jitter(
-                    super::SLACK_STEP_BACKOFF * 2u32.pow(n),
-                ))
-                .await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+        .map(|_| ())
 }

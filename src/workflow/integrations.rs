@@ -1,141 +1,108 @@
 //! Background steps for PagerDuty and Notion: page, post-mortem, and their resolve updates.
 //!
-//! Each runs in its own task with bounded retries (backoff with jitter, never sooner than
-//! `Retry-After`), so a slow or broken integration never delays the Slack side. The first failure
-//! posts a notice with a *Retry now* button in the incident channel; success posts the link (and
-//! says so if it had failed); giving up says so too.
+//! Each runs as its own workflow through the runner (backoff with jitter, never sooner than
+//! `Retry-After`, until the configured give-up time), so a slow or broken integration never
+//! delays the Slack side. The first failure posts a notice with a *Retry now* button in the
+//! incident channel; success posts the link (and says so if it had failed); giving up says so
+//! too.
+//!
+//! A trigger whose answer was lost may still have paged someone: once the page step has made an
+//! attempt, resolving the incident (or declaring failing) withdraws the page with the same dedup
+//! key, whatever the step's state.
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use anyhow::Result;
 use serde_json::json;
 
-use crate::app::App;
-use crate::incident::{Incident, Status};
+use crate::context::Ctx;
+use crate::incident::{ChannelId, Incident, IncidentId, Status};
 use crate::integrations::notion::PostMortem;
 use crate::integrations::pagerduty::PageRef;
 use crate::integrations::{IncidentFacts, IntegrationError, TimelineEntry};
 use crate::slack::messages::{self, Integration};
 use crate::store::{Field, StepState};
-use crate::workflow::{post_step, slack_step, summary, wait_for_channel};
+use crate::workflow::runner::{run_step, Next, Runner, StepRun};
+use crate::workflow::steps::{Background, StepKey, Workflow};
+use crate::workflow::{post_step, summary, wait_for_channel};
 
 /// How long a finished integration step waits for the incident channel (declare may still be
 /// creating it, with retries) before it leaves the link in the store only.
 const CHANNEL_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// The four background steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Page,
-    PostMortem,
-    PageResolve,
-    PostMortemResolve,
+fn integration(b: Background) -> Integration {
+    match b {
+        Background::Page | Background::PageResolve => Integration::PagerDuty,
+        Background::PostMortem | Background::PostMortemResolve => Integration::Notion,
+    }
 }
 
-impl Kind {
-    pub fn step(self) -> &'static str {
-        match self {
-            Kind::Page => "page",
-            Kind::PostMortem => "postmortem",
-            Kind::PageResolve => "page_resolve",
-            Kind::PostMortemResolve => "postmortem_resolve",
-        }
-    }
-
-    pub fn from_step(s: &str) -> Option<Kind> {
-        Some(match s {
-            "page" => Kind::Page,
-            "postmortem" => Kind::PostMortem,
-            "page_resolve" => Kind::PageResolve,
-            "postmortem_resolve" => Kind::PostMortemResolve,
-            _ => return None,
-        })
-    }
-
-    fn integration(self) -> Integration {
-        match self {
-            Kind::Page | Kind::PageResolve => Integration::PagerDuty,
-            Kind::PostMortem | Kind::PostMortemResolve => Integration::Notion,
-        }
-    }
-
-    fn configured(self, app: &App) -> bool {
-        match self.integration() {
-            Integration::PagerDuty => app.pager.is_some(),
-            Integration::Notion => app.notion.is_some(),
-        }
+fn configured(ctx: &Ctx, b: Background) -> bool {
+    match integration(b) {
+        Integration::PagerDuty => ctx.pager.is_some(),
+        Integration::Notion => ctx.notion.is_some(),
     }
 }
 
 /// Start paging and the post-mortem for a freshly declared incident.
-pub fn start_declare(app: &Arc<App>, inc: &Incident) {
-    for kind in [Kind::Page, Kind::PostMortem] {
-        spawn(app, inc.id, kind);
+pub fn start_declare(runner: &Arc<Runner>, id: IncidentId) {
+    for b in [Background::Page, Background::PostMortem] {
+        spawn(runner, id, b);
     }
 }
 
 /// Start resolving the page and updating the post-mortem.
-pub fn start_resolve(app: &Arc<App>, inc: &Incident) {
-    for kind in [Kind::PageResolve, Kind::PostMortemResolve] {
-        spawn(app, inc.id, kind);
+pub fn start_resolve(runner: &Arc<Runner>, id: IncidentId) {
+    for b in [Background::PageResolve, Background::PostMortemResolve] {
+        spawn(runner, id, b);
     }
 }
 
-/// Declaring failed for good (no channel): withdraw a page that already went out, so the
+/// Whether a trigger may have reached PagerDuty: the page step made at least one attempt,
+/// whatever its outcome (an answer that was lost counts).
+async fn page_may_have_gone_out(ctx: &Ctx, id: IncidentId) -> Result<bool> {
+    let page = ctx
+        .store
+        .step(id, &StepKey::Background(Background::Page).to_string())
+        .await?;
+    Ok(page.is_some_and(|s| s.attempts > 0))
+}
+
+/// Declaring failed for good (no channel): withdraw a page that may have gone out, so the
 /// reporter's next `/incident` leaves exactly one open page. Steps still retrying stop by
 /// themselves (see `skip_reason`).
-pub fn declare_failed(app: &Arc<App>, id: i64) {
-    let paged = matches!(
-        app.store
-            .step(id, Kind::Page.step())
-            .ok()
-            .flatten()
-            .map(|s| s.state),
-        Some(StepState::Done)
-    );
-    if paged {
-        spawn(app, id, Kind::PageResolve);
+pub async fn declare_failed(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
+    if page_may_have_gone_out(runner.ctx(), id).await? {
+        spawn(runner, id, Background::PageResolve);
     }
+    Ok(())
 }
 
-/// Resume background steps left unfinished by a previous process.
-pub fn resume(app: &Arc<App>, inc: &Incident) {
-    for step in app.store.pending_steps(inc.id).unwrap_or_default() {
-        if let Some(kind) = Kind::from_step(&step) {
-            spawn(app, inc.id, kind);
+/// A person pressed *Retry now*: forget the give-up and run the step again. False when the step
+/// is done already.
+pub async fn retry_now(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<bool> {
+    let store = &runner.ctx().store;
+    let key = StepKey::Background(b).to_string();
+    if let Some(s) = store.step(id, &key).await? {
+        if s.state == StepState::Done {
+            return Ok(false);
         }
     }
+    store.reset_step(id, &key).await?;
+    store
+        .reset_step(id, &StepKey::Notice(b).to_string())
+        .await?;
+    store
+        .reset_step(id, &StepKey::GaveUp(b).to_string())
+        .await?;
+    spawn(runner, id, b);
+    Ok(true)
 }
 
-/// A person pressed *Retry now*: forget the give-up and run the step again.
-pub fn retry_now(app: &Arc<App>, id: i64, step: &str) -> bool {
-    let Some(kind) = Kind::from_step(step) else {
-        return false;
-    };
-    match app.store.step(id, step) {
-        Ok(Some(s)) if s.state == StepState::Done => return false,
-        Ok(_) => {}
-        Err(_) => return false,
+fn spawn(runner: &Arc<Runner>, id: IncidentId, b: Background) {
+    if configured(runner.ctx(), b) {
+        runner.start(id, Workflow::Background(b));
     }
-    let _ = app.store.reset_step(id, step);
-    let _ = app.store.reset_step(id, &format!("notice:{step}"));
-    let _ = app.store.reset_step(id, &format!("gave_up:{step}"));
-    spawn(app, id, kind);
-    true
-}
-
-fn spawn(app: &Arc<App>, id: i64, kind: Kind) {
-    if !kind.configured(app) {
-        return;
-    }
-    let a = app.clone();
-    app.spawn_tracked(async move {
-        if !a.claim_background(id, kind.step()) {
-            return; // already running in this process
-        }
-        run_step(&a, id, kind).await;
-        a.release_background(id, kind.step());
-    });
 }
 
 enum Outcome {
@@ -144,111 +111,90 @@ enum Outcome {
     Updated,
 }
 
-async fn run_step(app: &Arc<App>, id: i64, kind: Kind) {
-    let step = kind.step();
-    // An earlier attempt (in this process or one that died) may have taken effect.
-    let mut maybe_applied = true;
-    let first_at = match app.store.step(id, step) {
-        Ok(Some(s))
-            if matches!(
-                s.state,
-                StepState::Done | StepState::Skipped | StepState::GaveUp
-            ) =>
-        {
-            return
-        }
-        Ok(Some(s)) => s.first_at,
-        Ok(None) => {
-            maybe_applied = false;
-            Utc::now()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "store unavailable");
-            return;
-        }
-    };
-    let retry = app.settings.retry.clone();
-    let mut delay = retry.initial_delay;
-    let mut noticed = app
+/// Run one background step to its end (the runner calls this under the step's lease).
+pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<()> {
+    let ctx: &Ctx = runner.ctx();
+    if !configured(ctx, b) {
+        return Ok(());
+    }
+    let mut run = StepRun::load(ctx, id, StepKey::Background(b)).await?;
+    if run.prior().is_some_and(|s| {
+        matches!(
+            s.state,
+            StepState::Done | StepState::Skipped | StepState::GaveUp
+        )
+    }) {
+        return Ok(());
+    }
+    let mut noticed = ctx
         .store
-        .step(id, &format!("notice:{step}"))
-        .ok()
-        .flatten()
+        .step(id, &StepKey::Notice(b).to_string())
+        .await?
         .is_some();
     loop {
-        let Ok(Some(inc)) = app.store.incident(id) else {
-            return;
+        // PagerDuty steps of one incident never overlap: a withdrawal waits for a trigger in
+        // flight, and a trigger sees the resolution that came first.
+        let pager_guard = match integration(b) {
+            Integration::PagerDuty => Some(runner.lock_pager(id).await),
+            Integration::Notion => None,
         };
-        if let Some(skip) = skip_reason(app, &inc, kind) {
-            tracing::info!(incident = %inc.name, step, skip, "step not needed");
-            let _ = app.store.set_step(id, step, StepState::Skipped, Some(skip));
-            return;
+        let Some(inc) = ctx.store.incident(id).await? else {
+            return Ok(());
+        };
+        if let Some(skip) = skip_reason(ctx, &inc, b).await? {
+            tracing::info!(incident = %inc.name, step = b.as_str(), skip, "step not needed");
+            return run.skip(skip).await;
         }
-        let _ = app.store.set_step(id, step, StepState::Started, None);
-        let facts = facts(app, &inc);
+        let a = run.attempt().await?;
+        let facts = facts(ctx, &inc).await?;
         let t0 = std::time::Instant::now();
-        let result = attempt(app, &inc, kind, &facts, maybe_applied).await;
-        let service = match kind.integration() {
+        let result = attempt(ctx, &inc, b, &facts, a.maybe_applied).await;
+        drop(pager_guard);
+        let service = match integration(b) {
             Integration::PagerDuty => "pagerduty",
             Integration::Notion => "notion",
         };
-        app.metrics
-            .external_call(service, step, t0.elapsed(), result.is_ok());
-        maybe_applied = true;
+        ctx.metrics
+            .external_call(service, b.as_str(), t0.elapsed(), result.is_ok());
         match result {
             Ok(outcome) => {
-                app.metrics.step(step, "done");
-                after_success(app, &inc, kind, outcome, noticed).await;
-                let _ = app.store.set_step(id, step, StepState::Done, None);
-                return;
+                after_success(runner, &inc, b, outcome, noticed).await?;
+                return run.done(None).await;
             }
             Err(e) => {
-                app.metrics.step(step, "failed");
-                app.metrics.retry(kind.integration().name(), "failure");
+                ctx.metrics.retry(integration(b).name(), "failure");
                 let reason = e.human();
-                tracing::warn!(incident = %inc.name, step, error = %e, "integration step failed");
-                let _ = app
-                    .store
-                    .set_step(id, step, StepState::Failed, Some(&reason));
-                let elapsed = (Utc::now() - first_at).to_std().unwrap_or_default();
-                if !e.is_retryable() || elapsed >= retry.give_up_after {
-                    let _ = app
-                        .store
-                        .set_step(id, step, StepState::GaveUp, Some(&reason));
-                    app.metrics.step(step, "gave_up");
-                    post_notice(app, &inc, kind, &reason, true).await;
-                    return;
+                tracing::warn!(incident = %inc.name, step = b.as_str(), error = %e, "integration step failed");
+                match run.record_failure(&e).await? {
+                    Next::GiveUp => {
+                        post_notice(ctx, &inc, b, &reason, true).await?;
+                        return Ok(());
+                    }
+                    Next::Retry(wait) => {
+                        if !noticed {
+                            post_notice(ctx, &inc, b, &reason, false).await?;
+                            noticed = true;
+                        }
+                        tokio::time::sleep(wait).await;
+                    }
                 }
-                if !noticed {
-                    post_notice(app, &inc, kind, &reason, false).await;
-                    noticed = true;
-                }
-                let wait = match e.retry_after() {
-                    Some(ra) => ra.max(delay),
-                    None => delay,
-                };
-                delay = (delay * 2).min(retry.max_delay);
-                let wait = crate::slack::api::jitter(wait);
-                tokio::time::sleep(wait).await;
             }
         }
     }
 }
 
 /// Why a step is not needed any more, if it is not.
-fn skip_reason(app: &App, inc: &Incident, kind: Kind) -> Option<&'static str> {
+async fn skip_reason(ctx: &Ctx, inc: &Incident, b: Background) -> Result<Option<&'static str>> {
     let resolved = matches!(inc.status, Status::Resolving | Status::Resolved);
-    if inc.status == Status::Failed && matches!(kind, Kind::Page | Kind::PostMortem) {
-        return Some("declaring failed: no incident channel could be created");
+    if inc.status == Status::Failed && matches!(b, Background::Page | Background::PostMortem) {
+        return Ok(Some(
+            "declaring failed: no incident channel could be created",
+        ));
     }
-    match kind {
-        Kind::Page => {
-            let pages = app
-                .settings
-                .incidents
-                .severity(&inc.severity)
-                .is_none_or(|l| l.page);
-            if !pages {
+    Ok(match b {
+        Background::Page => {
+            let level = ctx.settings.incidents.severity(inc.severity.as_str());
+            if !inc.severity.pages(level) {
                 Some("severity does not page")
             } else if resolved {
                 Some("incident resolved before the page went out")
@@ -256,29 +202,39 @@ fn skip_reason(app: &App, inc: &Incident, kind: Kind) -> Option<&'static str> {
                 None
             }
         }
-        Kind::PostMortem => None,
-        Kind::PageResolve => inc.pagerduty_key.is_none().then_some("nobody was paged"),
-        Kind::PostMortemResolve => inc
+        Background::PostMortem => None,
+        Background::PageResolve => {
+            let paged = inc.pagerduty_key.is_some() || page_may_have_gone_out(ctx, inc.id).await?;
+            (!paged).then_some("nobody was paged")
+        }
+        Background::PostMortemResolve => inc
             .notion_page_id
             .is_none()
             .then_some("no post-mortem page yet"),
-    }
+    })
 }
 
 async fn attempt(
-    app: &App,
+    ctx: &Ctx,
     inc: &Incident,
-    kind: Kind,
+    b: Background,
     facts: &IncidentFacts,
     maybe_applied: bool,
 ) -> Result<Outcome, IntegrationError> {
-    match kind {
-        Kind::Page => {
-            let pager = app.pager.as_ref().expect("configured");
+    let unconfigured = || IntegrationError::Refused {
+        service: integration(b).name(),
+        status: None,
+        detail: "not configured".into(),
+    };
+    match b {
+        Background::Page => {
+            let pager = ctx.pager.as_ref().ok_or_else(unconfigured)?;
             pager.trigger(facts).await.map(Outcome::Paged)
         }
-        Kind::PageResolve => {
-            let pager = app.pager.as_ref().expect("configured");
+        Background::PageResolve => {
+            let pager = ctx.pager.as_ref().ok_or_else(unconfigured)?;
+            // Without a recorded key (the trigger's answer was lost) the client uses the
+            // incident's name: the dedup key every trigger of this incident carried.
             let page = PageRef {
                 dedup_key: inc.pagerduty_key.clone().unwrap_or_default(),
                 incident_id: inc.pagerduty_id.clone(),
@@ -286,8 +242,8 @@ async fn attempt(
             };
             pager.resolve(facts, &page).await.map(|_| Outcome::Updated)
         }
-        Kind::PostMortem => {
-            let notion = app.notion.as_ref().expect("configured");
+        Background::PostMortem => {
+            let notion = ctx.notion.as_ref().ok_or_else(unconfigured)?;
             let created = if maybe_applied {
                 notion.create_postmortem(facts).await
             } else {
@@ -295,8 +251,8 @@ async fn attempt(
             };
             created.map(Outcome::Created)
         }
-        Kind::PostMortemResolve => {
-            let notion = app.notion.as_ref().expect("configured");
+        Background::PostMortemResolve => {
+            let notion = ctx.notion.as_ref().ok_or_else(unconfigured)?;
             let page = PostMortem {
                 page_id: inc.notion_page_id.clone().unwrap_or_default(),
                 url: inc.notion_url.clone().unwrap_or_default(),
@@ -312,131 +268,167 @@ async fn attempt(
 }
 
 async fn after_success(
-    app: &Arc<App>,
+    runner: &Arc<Runner>,
     inc: &Incident,
-    kind: Kind,
+    b: Background,
     outcome: Outcome,
     noticed: bool,
-) {
+) -> Result<()> {
+    let ctx: &Ctx = runner.ctx();
+    let store = &ctx.store;
     let id = inc.id;
     let url = match outcome {
         Outcome::Paged(page) => {
-            let _ = app
-                .store
-                .set_field(id, Field::PagerDutyKey, &page.dedup_key);
+            store
+                .set_field(id, Field::PagerDutyKey, &page.dedup_key)
+                .await?;
             if let Some(pid) = &page.incident_id {
-                let _ = app.store.set_field(id, Field::PagerDutyId, pid);
+                store.set_field(id, Field::PagerDutyId, pid).await?;
             }
             if let Some(u) = &page.html_url {
-                let _ = app.store.set_field(id, Field::PagerDutyUrl, u);
+                store.set_field(id, Field::PagerDutyUrl, u).await?;
             }
-            let _ =
-                app.store
-                    .add_timeline(id, Utc::now(), "On-call engineer paged through PagerDuty");
+            store
+                .add_timeline(
+                    id,
+                    ctx.clock.now(),
+                    "On-call engineer paged through PagerDuty",
+                )
+                .await?;
             page.html_url
         }
         Outcome::Created(pm) => {
-            let _ = app.store.set_field(id, Field::NotionPageId, &pm.page_id);
-            let _ = app.store.set_field(id, Field::NotionUrl, &pm.url);
-            let _ = app
-                .store
-                .add_timeline(id, Utc::now(), "Post-mortem page created in Notion");
+            store
+                .set_field(id, Field::NotionPageId, &pm.page_id)
+                .await?;
+            store.set_field(id, Field::NotionUrl, &pm.url).await?;
+            store
+                .add_timeline(id, ctx.clock.now(), "Post-mortem page created in Notion")
+                .await?;
             Some(pm.url)
         }
         Outcome::Updated => {
-            tracing::info!(incident = %inc.name, step = kind.step(), "integration updated");
-            return;
+            tracing::info!(incident = %inc.name, step = b.as_str(), "integration updated");
+            return Ok(());
         }
     };
-    let Some(channel) = wait_for_channel(app, inc.id, CHANNEL_WAIT).await else {
+    let Some(channel) = wait_for_channel(ctx, inc.id, CHANNEL_WAIT).await? else {
         // No channel will come: the declaration failed. Withdraw a page that got through.
-        if kind == Kind::Page {
-            let _ = app.store.set_step(id, kind.step(), StepState::Done, None);
-            declare_failed(app, id);
+        if b == Background::Page {
+            declare_failed(runner, id).await?;
         }
-        return;
+        return Ok(());
     };
-    let title = match kind.integration() {
-        Integration::PagerDuty => "PagerDuty incident",
-        Integration::Notion => "Post-mortem (Notion)",
-    };
-    let bookmark = async {
-        if let Some(link) = url
-            .as_deref()
-            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-        {
-            let step = format!("bookmark:{}", kind.step());
-            slack_step(app, id, &step, |_| {
-                let args =
-                    json!({"channel_id": channel, "title": title, "type": "link", "link": link});
-                async move { app.slack.call("bookmarks.add", args).await.map(|_| ()) }
-            })
-            .await;
-        }
-    };
-    let recovered = async {
-        if noticed {
-            let text = messages::integration_recovered(kind.integration(), url.as_deref());
-            let step = format!("recovered:{}", kind.step());
-            post_step(app, inc, &step, &channel, || (text.clone(), None), None).await;
-        }
-    };
-    tokio::join!(bookmark, summary::refresh(app, id), recovered);
-    // The incident may have been resolved while this was pending.
-    if let Ok(Some(now)) = app.store.incident(id) {
-        if matches!(now.status, Status::Resolving | Status::Resolved) {
-            let follow = match kind {
-                Kind::Page => Kind::PageResolve,
-                _ => Kind::PostMortemResolve,
-            };
-            if app.store.step(id, follow.step()).ok().flatten().is_none()
-                || matches!(
-                    app.store
-                        .step(id, follow.step())
-                        .ok()
-                        .flatten()
-                        .map(|s| s.state),
-                    Some(StepState::Skipped)
+    let (bookmarked, refreshed, recovered) = tokio::join!(
+        bookmark(ctx, inc, b, &channel, url.as_deref()),
+        summary::refresh(ctx, id),
+        async {
+            if noticed {
+                let text = messages::integration_recovered(integration(b), url.as_deref());
+                post_step(
+                    ctx,
+                    inc,
+                    StepKey::Recovered(b),
+                    &channel,
+                    || (text.clone(), None),
+                    None,
                 )
-            {
-                let _ = app.store.reset_step(id, follow.step());
-                spawn(app, id, follow);
+                .await?;
+            }
+            Ok::<(), anyhow::Error>(())
+        }
+    );
+    bookmarked?;
+    refreshed?;
+    recovered?;
+    // The incident may have been resolved while this was pending.
+    if let Some(now) = store.incident(id).await? {
+        if matches!(now.status, Status::Resolving | Status::Resolved) {
+            let follow = match b {
+                Background::Page => Background::PageResolve,
+                _ => Background::PostMortemResolve,
+            };
+            let key = StepKey::Background(follow).to_string();
+            let state = store.step(id, &key).await?.map(|s| s.state);
+            if matches!(state, None | Some(StepState::Skipped)) {
+                store.reset_step(id, &key).await?;
+                spawn(runner, id, follow);
             }
         }
     }
+    Ok(())
 }
 
-async fn post_notice(app: &App, inc: &Incident, kind: Kind, reason: &str, gave_up: bool) {
-    let Some(channel) = wait_for_channel(app, inc.id, CHANNEL_WAIT).await else {
-        return;
+async fn bookmark(
+    ctx: &Ctx,
+    inc: &Incident,
+    b: Background,
+    channel: &ChannelId,
+    url: Option<&str>,
+) -> Result<()> {
+    let Some(link) = url.filter(|u| u.starts_with("https://") || u.starts_with("http://")) else {
+        return Ok(());
     };
-    let step = kind.step();
-    let minutes = app.settings.retry.give_up_after.as_secs().div_ceil(60);
+    let title = match integration(b) {
+        Integration::PagerDuty => "PagerDuty incident",
+        Integration::Notion => "Post-mortem (Notion)",
+    };
+    run_step(
+        ctx,
+        inc.id,
+        StepKey::Bookmark(b),
+        |_| {
+            let args = json!({"channel_id": channel, "title": title, "type": "link", "link": link});
+            async move { ctx.slack.call("bookmarks.add", args).await.map(|_| ()) }
+        },
+        |_| None,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn post_notice(
+    ctx: &Ctx,
+    inc: &Incident,
+    b: Background,
+    reason: &str,
+    gave_up: bool,
+) -> Result<()> {
+    let Some(channel) = wait_for_channel(ctx, inc.id, CHANNEL_WAIT).await? else {
+        return Ok(());
+    };
+    let step = b.as_str();
+    let minutes = ctx.settings.retry.give_up_after.as_secs().div_ceil(60);
     let (text, blocks) = if gave_up {
-        messages::integration_gave_up(kind.integration(), reason, inc.id, step)
+        messages::integration_gave_up(integration(b), reason, inc.id.0, step)
     } else {
-        messages::integration_failing(kind.integration(), reason, minutes, inc.id, step)
+        messages::integration_failing(integration(b), reason, minutes, inc.id.0, step)
     };
-    let notice_step = if gave_up {
-        format!("gave_up:{step}")
+    let key = if gave_up {
+        StepKey::GaveUp(b)
     } else {
-        format!("notice:{step}")
+        StepKey::Notice(b)
     };
     post_step(
-        app,
+        ctx,
         inc,
-        &notice_step,
+        key,
         &channel,
         || (text.clone(), Some(blocks.clone())),
         None,
     )
-    .await;
+    .await?;
+    Ok(())
 }
 
 /// Snapshot of an incident for the integrations.
-pub fn facts(app: &App, inc: &Incident) -> IncidentFacts {
-    let level = app.settings.incidents.severity(&inc.severity);
-    let channel_id = inc.channel_id.clone().unwrap_or_default();
+pub async fn facts(ctx: &Ctx, inc: &Incident) -> Result<IncidentFacts> {
+    let level = ctx.settings.incidents.severity(inc.severity.as_str());
+    let channel_id = inc
+        .channel_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
     let channel_url = if channel_id.is_empty() {
         format!(
             "https://slack.com/app_redirect?channel={}",
@@ -445,36 +437,34 @@ pub fn facts(app: &App, inc: &Incident) -> IncidentFacts {
     } else {
         format!("https://slack.com/app_redirect?channel={channel_id}")
     };
-    let timeline = app
+    let timeline = ctx
         .store
         .timeline(inc.id)
-        .unwrap_or_default()
+        .await?
         .into_iter()
         .map(|(at, text)| TimelineEntry { at, text })
         .collect();
-    IncidentFacts {
+    Ok(IncidentFacts {
         name: inc.name.as_str().to_string(),
         title: inc.title.clone(),
         description: inc.description.clone(),
-        severity_id: inc.severity.clone(),
-        severity_label: level
-            .map(|l| l.label.clone())
-            .unwrap_or_else(|| inc.severity.to_uppercase()),
+        severity_id: inc.severity.to_string(),
+        severity_label: inc.severity.label(level),
         pagerduty_severity: level
             .map(|l| l.pagerduty_severity.clone())
             .unwrap_or_else(|| "error".into()),
         resolved: matches!(inc.status, Status::Resolving | Status::Resolved),
-        reporter: inc.reporter.clone(),
-        commander: inc.commander.clone(),
+        reporter: inc.reporter.to_string(),
+        commander: inc.commander.as_ref().map(|c| c.to_string()),
         channel_id,
         channel_name: inc.channel_name(),
         channel_url,
         declared_at: inc.declared_at,
         resolved_at: inc.resolved_at,
-        resolved_by: inc.resolved_by.clone(),
+        resolved_by: inc.resolved_by.as_ref().map(|u| u.to_string()),
         resolution_summary: inc.resolution.clone(),
         timeline,
         notion_url: inc.notion_url.clone(),
         pagerduty_url: inc.pagerduty_url.clone(),
-    }
+    })
 }

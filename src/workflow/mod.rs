@@ -1,155 +1,54 @@
-//! Declare and resolve as durable workflows, and the runner that executes and resumes them.
+//! Declare and resolve as durable workflows, their steps, and the runner that executes and
+//! resumes them.
 //!
-//! The intent is recorded in the store before the envelope is acknowledged; each step records
-//! its state (`started` before the call, `done` with its result after). A step that was started
-//! but never finished (the process died mid-call) is re-run in a way that cannot duplicate its
-//! effect: a channel Slack already created is found again and adopted, a message already posted
-//! is found by its metadata marker. Independent steps run concurrently; only real dependencies
-//! (the channel before anything in it, the summary before its pin) are awaited.
+//! The intent is recorded in the store before the envelope is acknowledged; [`runner`] records
+//! each step's state (`started` before the call, `done` with its result after). A step that was
+//! started but never finished (the process died mid-call) is re-run in a way that cannot
+//! duplicate its effect: a channel Slack already created is found again and adopted, a message
+//! already posted is found by its metadata marker. Independent steps run concurrently; only real
+//! dependencies (the channel before anything in it, the summary before its pin) are awaited.
 //!
-//! On start, [`resume_all`] picks up every unfinished workflow.
+//! On start, [`runner::Runner::resume_all`] picks up every unfinished workflow; [`timers`] fires
+//! durable timers.
 
 pub mod declare;
 pub mod integrations;
 pub mod resolve;
+pub mod runner;
+pub mod steps;
 pub mod summary;
+pub mod timers;
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::app::App;
-use crate::incident::{Incident, Status};
-use crate::slack::api::{jitter, SlackError};
-use crate::store::StepState;
+use crate::context::Ctx;
+use crate::incident::{ChannelId, Incident, IncidentId, MessageTs, Status};
+use crate::slack::api::SlackError;
+use runner::{retry_call, run_step, StepOutcome};
+use steps::StepKey;
 
-/// Attempts for a Slack step whose call failed without a usable answer (timeout, 5xx).
-pub const SLACK_STEP_ATTEMPTS: u32 = 5;
-/// First backoff between those attempts; doubles each time.
-pub const SLACK_STEP_BACKOFF: Duration = Duration::from_millis(500);
 /// `event_type` of the metadata incd attaches to its messages, to find them again.
 pub const MESSAGE_MARKER: &str = "incd_step";
 
-/// Run a Slack step once to completion, recording its state. Returns `None` when the step was
-/// already done earlier or failed for good (logged and recorded; the workflow goes on).
-///
-/// `attempt` receives `maybe_applied`: true when an earlier attempt's outcome is unknown, so the
-/// step must first look for its own effect before acting again.
-pub(crate) async fn slack_step<T, F, Fut>(
-    app: &App,
-    incident_id: i64,
-    step: &str,
-    attempt: F,
-) -> Option<T>
-where
-    F: FnMut(bool) -> Fut,
-    Fut: Future<Output = Result<T, SlackError>>,
-{
-    run_step(app, incident_id, step, attempt, |_| None)
-        .await
-        .value()
-}
-
-/// How a step run ended.
-pub(crate) enum StepOutcome<T> {
-    Ran(T),
-    /// Done in an earlier run; nothing was called.
-    AlreadyDone,
-    /// Failed for good (recorded and logged); the last Slack error, if Slack was reached at all.
-    Failed(Option<SlackError>),
-}
-
-impl<T> StepOutcome<T> {
-    /// The result of a run that called Slack and succeeded.
-    pub(crate) fn value(self) -> Option<T> {
-        match self {
-            StepOutcome::Ran(v) => Some(v),
-            StepOutcome::AlreadyDone | StepOutcome::Failed(_) => None,
-        }
-    }
-}
-
-/// [`slack_step`], telling how it ended. `detail_of` gives what to record with the step when it
-/// is done (a message's ts, to be found again after a restart).
-pub(crate) async fn run_step<T, F, Fut>(
-    app: &App,
-    incident_id: i64,
-    step: &str,
-    mut attempt: F,
-    detail_of: impl Fn(&T) -> Option<String>,
-) -> StepOutcome<T>
-where
-    F: FnMut(bool) -> Fut,
-    Fut: Future<Output = Result<T, SlackError>>,
-{
-    let prior = match app.store.step(incident_id, step) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(incident_id, step, error = %e, "store unavailable");
-            return StepOutcome::Failed(None);
-        }
-    };
-    if prior.as_ref().is_some_and(|p| p.state == StepState::Done) {
-        return StepOutcome::AlreadyDone;
-    }
-    let mut maybe_applied = prior
-        .as_ref()
-        .is_some_and(|p| p.state == StepState::Started);
-    for n in 0..SLACK_STEP_ATTEMPTS {
-        let _ = app
-            .store
-            .set_step(incident_id, step, StepState::Started, None);
-        match attempt(maybe_applied).await {
-            Ok(v) => {
-                let detail = detail_of(&v);
-                let _ = app
-                    .store
-                    .set_step(incident_id, step, StepState::Done, detail.as_deref());
-                app.metrics.step(step, "done");
-                return StepOutcome::Ran(v);
-            }
-            Err(e @ SlackError::Transport { .. }) if n + 1 < SLACK_STEP_ATTEMPTS => {
-                maybe_applied = true;
-                app.metrics.step(step, "retry");
-                let _ =
-                    app.store
-                        .set_step(incident_id, step, StepState::Failed, Some(&e.to_string()));
-                tracing::warn!(incident_id, step, error = %e, "step failed; retrying");
-                tokio::time::sleep(jitter(SLACK_STEP_BACKOFF * 2u32.pow(n))).await;
-            }
-            Err(e) => {
-                app.metrics.step(step, "failed");
-                let _ =
-                    app.store
-                        .set_step(incident_id, step, StepState::GaveUp, Some(&e.to_string()));
-                tracing::error!(incident_id, step, error = %e, "step failed");
-                return StepOutcome::Failed(Some(e));
-            }
-        }
-    }
-    StepOutcome::Failed(None)
-}
-
 /// What a message step posts.
 pub(crate) struct Post<'a> {
-    pub channel: &'a str,
+    pub channel: &'a ChannelId,
     pub text: String,
     pub blocks: Option<Value>,
-    pub thread_ts: Option<&'a str>,
+    pub thread_ts: Option<&'a MessageTs>,
 }
 
-/// Post a message exactly once for `(incident, step)`: after an unknown outcome, look for the
-/// message by its metadata marker before posting again. Returns its `ts`.
+/// Post a message marked with `(incident, step)` so it can be found again. Returns its `ts`.
 pub(crate) async fn post_once(
-    app: &App,
+    ctx: &Ctx,
     incident: &Incident,
-    step: &str,
+    step: &StepKey,
     post: Post<'_>,
-) -> Result<String, SlackError> {
+) -> Result<MessageTs, SlackError> {
     let mut args = json!({
         "channel": post.channel,
         "text": post.text,
@@ -157,7 +56,7 @@ pub(crate) async fn post_once(
         "unfurl_media": false,
         "metadata": {
             "event_type": MESSAGE_MARKER,
-            "event_payload": {"incident": incident.name.as_str(), "step": step}
+            "event_payload": {"incident": incident.name.as_str(), "step": step.to_string()}
         }
     });
     if let Some(b) = post.blocks {
@@ -166,29 +65,32 @@ pub(crate) async fn post_once(
     if let Some(t) = post.thread_ts {
         args["thread_ts"] = json!(t);
     }
-    let resp = app.slack.call("chat.postMessage", args).await?;
-    Ok(resp
-        .get("ts")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string())
+    let resp = ctx.slack.call("chat.postMessage", args).await?;
+    match resp.get("ts").and_then(Value::as_str) {
+        Some(ts) => Ok(MessageTs::from(ts)),
+        None => Err(SlackError::Transport {
+            method: "chat.postMessage".into(),
+            detail: "the answer had no ts".into(),
+        }),
+    }
 }
 
 /// Find a message incd posted for `(incident, step)` in `channel` since `since`.
 pub(crate) async fn find_own_message(
-    app: &App,
+    ctx: &Ctx,
     incident: &Incident,
-    step: &str,
-    channel: &str,
+    step: &StepKey,
+    channel: &ChannelId,
     since: DateTime<Utc>,
-) -> Result<Option<String>, SlackError> {
+) -> Result<Option<MessageTs>, SlackError> {
     let oldest = format!("{}.000000", (since.timestamp() - 60).max(0));
-    let resp = app
+    let step = step.to_string();
+    let resp = ctx
         .slack
         .call_form(
             "conversations.history",
             &[
-                ("channel", channel),
+                ("channel", channel.as_str()),
                 ("oldest", &oldest),
                 ("limit", "200"),
                 ("include_all_metadata", "true"),
@@ -204,107 +106,100 @@ pub(crate) async fn find_own_message(
             let md = &m["metadata"];
             md["event_type"] == MESSAGE_MARKER
                 && md["event_payload"]["incident"] == incident.name.as_str()
-                && md["event_payload"]["step"] == step
+                && md["event_payload"]["step"] == step.as_str()
         })
         .and_then(|m| m.get("ts").and_then(Value::as_str))
-        .map(String::from);
+        .map(MessageTs::from);
     Ok(found)
 }
 
-/// Post once, looking for an earlier copy first when the outcome of a previous attempt is
-/// unknown. Wraps [`slack_step`].
+/// Post once for `(incident, step)`: after an unknown outcome, look for the message by its
+/// metadata marker (that lookup retried like any call) before posting again. A message posted by
+/// an earlier run comes back as `Ran(ts)` too (its ts is recorded with the step), so whatever the
+/// caller records next is recorded even when a restart came between the post and that record.
 pub(crate) async fn post_step(
-    app: &App,
+    ctx: &Ctx,
     incident: &Incident,
-    step: &str,
-    channel: &str,
+    step: StepKey,
+    channel: &ChannelId,
     render: impl Fn() -> (String, Option<Value>),
-    thread_ts: Option<&str>,
-) -> Option<String> {
-    post_step_outcome(app, incident, step, channel, render, thread_ts)
-        .await
-        .value()
-}
-
-/// [`post_step`], telling how it ended. A message posted by an earlier run comes back as
-/// `Ran(ts)` too (its ts is recorded with the step), so whatever the caller records next is
-/// recorded even when a restart came between the post and that record.
-pub(crate) async fn post_step_outcome(
-    app: &App,
-    incident: &Incident,
-    step: &str,
-    channel: &str,
-    render: impl Fn() -> (String, Option<Value>),
-    thread_ts: Option<&str>,
-) -> StepOutcome<String> {
-    let prior = app.store.step(incident.id, step).ok().flatten();
-    if let Some(p) = &prior {
-        if p.state == StepState::Done {
-            return match p.detail.clone() {
-                Some(ts) if !ts.is_empty() => StepOutcome::Ran(ts),
-                _ => StepOutcome::AlreadyDone,
-            };
-        }
-    }
-    let first_at = prior.map(|s| s.first_at).unwrap_or_else(Utc::now);
-    run_step(app, incident.id, step, |maybe_applied| {
-        let (text, blocks) = render();
-        async move {
-            if maybe_applied && thread_ts.is_none() {
-                if let Some(ts) = find_own_message(app, incident, step, channel, first_at).await? {
-                    tracing::info!(incident = %incident.name, step, "message was already posted; adopting it");
-                    return Ok(ts);
+    thread_ts: Option<&MessageTs>,
+) -> Result<StepOutcome<MessageTs, SlackError>> {
+    let key = step.clone();
+    let outcome = run_step(
+        ctx,
+        incident.id,
+        step,
+        |a| {
+            let (text, blocks) = render();
+            let key = &key;
+            async move {
+                if a.maybe_applied && thread_ts.is_none() {
+                    let found = retry_call(ctx, key, || {
+                        find_own_message(ctx, incident, key, channel, a.first_at)
+                    })
+                    .await?;
+                    if let Some(ts) = found {
+                        tracing::info!(incident = %incident.name, step = %key, "message was already posted; adopting it");
+                        return Ok(ts);
+                    }
                 }
+                post_once(
+                    ctx,
+                    incident,
+                    key,
+                    Post {
+                        channel,
+                        text,
+                        blocks,
+                        thread_ts,
+                    },
+                )
+                .await
             }
-            post_once(
-                app,
-                incident,
-                step,
-                Post {
-                    channel,
-                    text,
-                    blocks,
-                    thread_ts,
-                },
-            )
-            .await
+        },
+        |ts| Some(ts.to_string()),
+    )
+    .await?;
+    Ok(match outcome {
+        StepOutcome::AlreadyDone(Some(ts)) if !ts.is_empty() => {
+            StepOutcome::Ran(MessageTs::from(ts))
         }
-    }, |ts| Some(ts.clone()))
-    .await
+        other => other,
+    })
 }
 
 /// Wait until the incident's channel exists (declare creates it), up to `limit`. `None` when
 /// declaring failed or the limit passed.
-pub(crate) async fn wait_for_channel(app: &App, id: i64, limit: Duration) -> Option<String> {
+pub(crate) async fn wait_for_channel(
+    ctx: &Ctx,
+    id: IncidentId,
+    limit: Duration,
+) -> Result<Option<ChannelId>> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let notified = app.channel_created.notified();
+        let notified = ctx.channel_created.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match app.store.incident(id) {
-            Ok(Some(inc)) if inc.channel_id.is_some() => return inc.channel_id,
-            Ok(Some(inc)) if inc.status == Status::Failed => return None,
-            Ok(Some(_)) => {}
-            _ => return None,
+        match ctx.store.incident(id).await? {
+            Some(inc) if inc.channel_id.is_some() => return Ok(inc.channel_id),
+            Some(inc) if inc.status == Status::Failed => return Ok(None),
+            Some(_) => {}
+            None => return Ok(None),
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return None;
+            return Ok(None);
         }
     }
 }
 
-/// Resume every unfinished workflow (on start).
-pub fn resume_all(app: &Arc<App>) -> Result<usize> {
-    let unfinished = app.store.unfinished()?;
-    let n = unfinished.len();
-    for inc in unfinished {
-        tracing::info!(incident = %inc.name, status = inc.status.as_str(), "resuming unfinished work");
-        match inc.status {
-            Status::Declaring => app.spawn_declare(inc.id),
-            Status::Resolving => app.spawn_resolve(inc.id),
-            Status::Open | Status::Resolved => integrations::resume(app, &inc),
-            Status::Failed => {}
-        }
-    }
-    Ok(n)
+/// `chat.update` of a message incd posted, retried like any call (an update is idempotent).
+pub(crate) async fn update_message(
+    ctx: &Ctx,
+    key: &StepKey,
+    args: Value,
+) -> Result<(), SlackError> {
+    retry_call(ctx, key, || ctx.slack.call("chat.update", args.clone()))
+        .await
+        .map(|_| ())
 }

@@ -7,61 +7,77 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::app::App;
-use crate::incident::{Incident, Status};
+use crate::context::Ctx;
+use crate::incident::lifecycle::Transition;
+use crate::incident::{ChannelId, Incident, IncidentId, MessageTs, Status};
 use crate::slack::messages;
-use crate::workflow::declare::update_with_retry;
-use crate::workflow::{integrations, post_step, slack_step, summary};
+use crate::workflow::runner::{run_step, Runner};
+use crate::workflow::steps::StepKey;
+use crate::workflow::{integrations, post_step, summary, update_message};
 
 /// Run (or resume) the resolve workflow of incident `id`.
-pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
-    let app: &App = &app_arc;
+pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
+    let ctx: &Ctx = runner.ctx();
     // Waits for a declare still in progress on this incident.
-    let _guard = app.lock_incident(id).await;
-    let inc = app
+    let _guard = runner.lock_incident(id).await;
+    let inc = ctx
         .store
-        .incident(id)?
+        .incident(id)
+        .await?
         .context("incident disappeared from the store")?;
     if inc.status != Status::Resolving {
         return Ok(());
     }
+    integrations::start_resolve(runner, id);
     let Some(channel) = inc.channel_id.clone() else {
-        app.store.set_status(id, Status::Resolved)?;
+        ctx.store.transition(id, Transition::Resolved).await?;
         return Ok(());
     };
-    integrations::start_resolve(&app_arc, &inc);
 
-    let level = app.settings.incidents.severity(&inc.severity);
-    let tz = app.settings.incidents.timezone;
+    let level = ctx.settings.incidents.severity(inc.severity.as_str());
+    let tz = ctx.settings.incidents.timezone;
 
     let announcements = async {
-        let list = app.store.announcements(id).unwrap_or_default();
+        let list = ctx.store.announcements(id).await?;
         let futs = list
             .iter()
-            .map(|(bc, ts)| update_announcement(app, &inc, bc, ts));
-        futures_util::future::join_all(futs).await;
+            .map(|(bc, ts)| update_announcement(ctx, &inc, bc, ts));
+        futures_util::future::join_all(futs)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
     };
-    let topic = slack_step(app, id, "resolve_topic", |_| {
-        let args = json!({"channel": channel, "topic": messages::topic(&inc, level, true)});
-        let app = &app;
-        async move {
-            app.slack
-                .call("conversations.setTopic", args)
-                .await
-                .map(|_| ())
+    let topic = run_step(
+        ctx,
+        id,
+        StepKey::ResolveTopic,
+        |_| {
+            let args = json!({"channel": channel, "topic": messages::topic(&inc, level, true)});
+            async move {
+                ctx.slack
+                    .call("conversations.setTopic", args)
+                    .await
+                    .map(|_| ())
+            }
+        },
+        |_| None,
+    );
+    let summary = async {
+        // The summary renders from the store: refreshing it is the effect.
+        let s = StepKey::ResolveSummary;
+        let mut run = crate::workflow::runner::StepRun::load(ctx, id, s).await?;
+        if !run.is_done() {
+            run.attempt().await?;
+            summary::refresh(ctx, id).await?;
+            run.done(None).await?;
         }
-    });
-    let summary = slack_step(app, id, "resolve_summary", |_| {
-        let app = &app;
-        async move {
-            summary::refresh(app, id).await;
-            Ok(())
-        }
-    });
+        Ok::<(), anyhow::Error>(())
+    };
     let post = post_step(
-        app,
+        ctx,
         &inc,
-        "resolution",
+        StepKey::Resolution,
         &channel,
         || {
             let (t, b) = messages::resolution_post(&inc, tz);
@@ -69,68 +85,94 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
         },
         None,
     );
-    tokio::join!(
-        rename(app, &inc, &channel),
+    let (a, b, c, d, e) = tokio::join!(
+        rename(ctx, &inc, &channel),
         topic,
         summary,
         post,
         announcements
     );
+    a.context("rename")?;
+    b.context("topic")?;
+    c.context("summary")?;
+    d.context("resolution post")?;
+    e.context("announcements")?;
 
-    app.store.set_status(id, Status::Resolved)?;
+    ctx.store.transition(id, Transition::Resolved).await?;
     tracing::info!(incident = %inc.name, "incident resolved");
     Ok(())
 }
 
-async fn rename(app: &App, inc: &Incident, channel: &str) {
+async fn rename(ctx: &Ctx, inc: &Incident, channel: &ChannelId) -> Result<()> {
     let target = inc.name.resolved_channel_name();
-    slack_step(app, inc.id, "rename", |_| {
-        let target = target.clone();
-        async move {
-            let r = app
-                .slack
-                .call(
-                    "conversations.rename",
-                    json!({"channel": channel, "name": target}),
-                )
-                .await;
-            match r {
-                Err(e) if e.is_code("name_taken") => {
-                    // Already renamed by an earlier attempt?
-                    let info = app
-                        .slack
-                        .call_form("conversations.info", &[("channel", channel)])
-                        .await?;
-                    if info["channel"]["name"] == target.as_str() {
-                        Ok(())
-                    } else {
-                        Err(e)
+    run_step(
+        ctx,
+        inc.id,
+        StepKey::Rename,
+        |_| {
+            let target = target.clone();
+            async move {
+                let r = ctx
+                    .slack
+                    .call(
+                        "conversations.rename",
+                        json!({"channel": channel, "name": target}),
+                    )
+                    .await;
+                match r {
+                    Err(e) if e.is_code("name_taken") => {
+                        // Already renamed by an earlier attempt?
+                        let info = ctx
+                            .slack
+                            .call_form("conversations.info", &[("channel", channel.as_str())])
+                            .await?;
+                        if info["channel"]["name"] == target.as_str() {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
                     }
+                    r => r.map(|_| ()),
                 }
-                r => r.map(|_| ()),
             }
-        }
-    })
-    .await;
+        },
+        |_| None,
+    )
+    .await?;
+    Ok(())
 }
 
-async fn update_announcement(app: &App, inc: &Incident, broadcast: &str, ts: &str) {
-    let level = app.settings.incidents.severity(&inc.severity);
-    let tz = app.settings.incidents.timezone;
-    let update_step = format!("announce_update:{broadcast}");
-    let reply_step = format!("announce_reply:{broadcast}");
-    let update = slack_step(app, inc.id, &update_step, |_| {
-        let (text, blocks) = messages::announcement(inc, level, tz);
-        let args = json!({"channel": broadcast, "ts": ts, "text": text, "blocks": blocks});
-        async move { update_with_retry(app, args).await }
-    });
+async fn update_announcement(
+    ctx: &Ctx,
+    inc: &Incident,
+    broadcast: &ChannelId,
+    ts: &MessageTs,
+) -> Result<()> {
+    let level = ctx.settings.incidents.severity(inc.severity.as_str());
+    let tz = ctx.settings.incidents.timezone;
+    let update_key = StepKey::AnnounceUpdate(broadcast.clone());
+    let update = run_step(
+        ctx,
+        inc.id,
+        update_key.clone(),
+        |_| {
+            let (text, blocks) = messages::announcement(inc, level, tz);
+            let args = json!({"channel": broadcast, "ts": ts, "text": text, "blocks": blocks});
+            let key = &update_key;
+            async move { update_message(ctx, key, args).await }
+        },
+        |_: &()| None,
+    );
     let reply = post_step(
-        app,
+        ctx,
         inc,
-        &reply_step,
+        StepKey::AnnounceReply(broadcast.clone()),
         broadcast,
         || (messages::announcement_resolved_reply(inc), None),
         Some(ts),
     );
-    tokio::join!(update, reply);
+    let (u, r) = tokio::join!(update, reply);
+    u?;
+    r?;
+    Ok(())
 }

@@ -7,15 +7,17 @@
 
 use std::collections::HashMap;
 
+use anyhow::Result;
 use serde_json::json;
 
-use crate::app::App;
-use crate::incident::Incident;
+use crate::context::Ctx;
+use crate::incident::{ChannelId, Incident, IncidentId, MessageTs};
 use crate::slack::messages;
-use crate::workflow::declare::update_with_retry;
-use crate::workflow::post_step;
+use crate::store::Field;
+use crate::workflow::steps::StepKey;
+use crate::workflow::{post_step, update_message};
 
-/// Per-incident refresh state, kept in [`App`].
+/// Per-incident refresh state, kept in the context.
 #[derive(Debug, Default)]
 pub struct SummaryState {
     /// Render last sent to Slack (post or update).
@@ -25,16 +27,16 @@ pub struct SummaryState {
 }
 
 /// Summaries by incident id.
-pub type Summaries = std::sync::Mutex<HashMap<i64, SummaryState>>;
+pub type Summaries = std::sync::Mutex<HashMap<IncidentId, SummaryState>>;
 
-fn render(app: &App, inc: &Incident) -> (String, serde_json::Value) {
-    let level = app.settings.incidents.severity(&inc.severity);
+fn render(ctx: &Ctx, inc: &Incident) -> (String, serde_json::Value) {
+    let level = ctx.settings.incidents.severity(inc.severity.as_str());
     messages::summary(
         inc,
         level,
-        app.settings.incidents.timezone,
-        app.pager.is_some(),
-        app.notion.is_some(),
+        ctx.settings.incidents.timezone,
+        ctx.pager.is_some(),
+        ctx.notion.is_some(),
     )
 }
 
@@ -43,66 +45,76 @@ fn key(r: &(String, serde_json::Value)) -> String {
 }
 
 /// Post the summary once (step `summary`) and record its ts. The caller then runs [`refresh`]
-/// (beside the pin) to catch up with links that arrived while it was being posted.
-pub async fn post(app: &App, id: i64, channel: &str) -> Option<String> {
-    let inc = app.store.incident(id).ok().flatten()?;
+/// (beside the pin) to catch up with links that arrived while it was being posted. `None` when
+/// posting failed for good.
+pub async fn post(ctx: &Ctx, id: IncidentId, channel: &ChannelId) -> Result<Option<MessageTs>> {
+    let Some(inc) = ctx.store.incident(id).await? else {
+        return Ok(None);
+    };
     if let Some(ts) = inc.summary_ts.clone() {
-        return Some(ts);
+        return Ok(Some(ts));
     }
-    let rendered = render(app, &inc);
-    let ts = post_step(
-        app,
+    let rendered = render(ctx, &inc);
+    let Some(ts) = post_step(
+        ctx,
         &inc,
-        "summary",
+        StepKey::Summary,
         channel,
         || (rendered.0.clone(), Some(rendered.1.clone())),
         None,
     )
-    .await?;
-    let _ = app.store.set_field(id, crate::store::Field::SummaryTs, &ts);
-    app.summaries
+    .await?
+    .value() else {
+        return Ok(None);
+    };
+    ctx.store
+        .set_field(id, Field::SummaryTs, ts.as_str())
+        .await?;
+    ctx.summaries
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .entry(id)
         .or_default()
         .last_sent = Some(key(&rendered));
-    Some(ts)
+    Ok(Some(ts))
 }
 
-/// Bring the posted summary in line with the store (after links arrive, or on resolve).
-pub async fn refresh(app: &App, id: i64) {
+/// Bring the posted summary in line with the store (after links arrive, or on resolve). A
+/// Slack failure is logged (the next refresh renders the latest state again); a store failure
+/// is returned.
+pub async fn refresh(ctx: &Ctx, id: IncidentId) -> Result<()> {
     {
-        let mut m = app.summaries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = ctx.summaries.lock().unwrap_or_else(|p| p.into_inner());
         let st = m.entry(id).or_default();
         if st.in_flight {
             st.dirty = true;
-            return;
+            return Ok(());
         }
         st.in_flight = true;
     }
     loop {
-        send_latest(app, id).await;
-        let mut m = app.summaries.lock().unwrap_or_else(|p| p.into_inner());
+        let sent = send_latest(ctx, id).await;
+        let mut m = ctx.summaries.lock().unwrap_or_else(|p| p.into_inner());
         let st = m.entry(id).or_default();
-        if st.dirty {
+        if st.dirty && sent.is_ok() {
             st.dirty = false;
             continue;
         }
         st.in_flight = false;
-        return;
+        return sent;
     }
 }
 
-async fn send_latest(app: &App, id: i64) {
-    let Ok(Some(inc)) = app.store.incident(id) else {
-        return;
+async fn send_latest(ctx: &Ctx, id: IncidentId) -> Result<()> {
+    let Some(inc) = ctx.store.incident(id).await? else {
+        return Ok(());
     };
     let (Some(channel), Some(ts)) = (inc.channel_id.clone(), inc.summary_ts.clone()) else {
-        return; // not posted yet: the poster renders the latest state
+        return Ok(()); // not posted yet: the poster renders the latest state
     };
-    let rendered = render(app, &inc);
+    let rendered = render(ctx, &inc);
     let k = key(&rendered);
-    let unchanged = app
+    let unchanged = ctx
         .summaries
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -110,12 +122,12 @@ async fn send_latest(app: &App, id: i64) {
         .and_then(|s| s.last_sent.as_ref())
         .is_some_and(|last| *last == k);
     if unchanged {
-        return;
+        return Ok(());
     }
     let args = json!({"channel": channel, "ts": ts, "text": rendered.0, "blocks": rendered.1});
-    match update_with_retry(app, args).await {
+    match update_message(ctx, &StepKey::Summary, args).await {
         Ok(()) => {
-            app.summaries
+            ctx.summaries
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .entry(id)
@@ -126,4 +138,5 @@ async fn send_latest(app: &App, id: i64) {
             tracing::warn!(incident = %inc.name, error = %e, "could not update the pinned summary")
         }
     }
+    Ok(())
 }

@@ -1,0 +1,281 @@
+//! Typed step keys: every step of every workflow, how it is written in the store, and which
+//! workflow owns it.
+//!
+//! The text form is what the `steps` table holds (`announce:C0123`, `notice:page`); it is built
+//! by [`Display`](std::fmt::Display) and read back by [`FromStr`](std::str::FromStr) here and
+//! nowhere else. An unknown key in the store is an error.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::incident::ChannelId;
+
+/// The background steps that talk to PagerDuty and Notion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Background {
+    Page,
+    PostMortem,
+    PageResolve,
+    PostMortemResolve,
+}
+
+impl Background {
+    pub const ALL: [Background; 4] = [
+        Background::Page,
+        Background::PostMortem,
+        Background::PageResolve,
+        Background::PostMortemResolve,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Background::Page => "page",
+            Background::PostMortem => "postmortem",
+            Background::PageResolve => "page_resolve",
+            Background::PostMortemResolve => "postmortem_resolve",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Background> {
+        Background::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+}
+
+/// A workflow: what the runner starts, resumes and leases as one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Workflow {
+    Declare,
+    Resolve,
+    /// One background integration step, running on its own.
+    Background(Background),
+}
+
+impl fmt::Display for Workflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Workflow::Declare => f.write_str("declare"),
+            Workflow::Resolve => f.write_str("resolve"),
+            Workflow::Background(b) => f.write_str(b.as_str()),
+        }
+    }
+}
+
+/// One step of one workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StepKey {
+    /// Marks a whole workflow as started / done, so that resume finds a workflow interrupted
+    /// between two steps.
+    Workflow(Workflow),
+    // declare
+    CreateChannel,
+    Summary,
+    Pin,
+    Invite,
+    Topic,
+    Reply,
+    Announce(ChannelId),
+    // resolve
+    Rename,
+    ResolveTopic,
+    ResolveSummary,
+    Resolution,
+    AnnounceUpdate(ChannelId),
+    AnnounceReply(ChannelId),
+    // background integrations and what they post
+    Background(Background),
+    Notice(Background),
+    GaveUp(Background),
+    Recovered(Background),
+    Bookmark(Background),
+}
+
+impl StepKey {
+    /// The workflow this step belongs to (resume re-runs it when the step is unfinished).
+    pub fn workflow(&self) -> Workflow {
+        match self {
+            StepKey::Workflow(w) => *w,
+            StepKey::CreateChannel
+            | StepKey::Summary
+            | StepKey::Pin
+            | StepKey::Invite
+            | StepKey::Topic
+            | StepKey::Reply
+            | StepKey::Announce(_) => Workflow::Declare,
+            StepKey::Rename
+            | StepKey::ResolveTopic
+            | StepKey::ResolveSummary
+            | StepKey::Resolution
+            | StepKey::AnnounceUpdate(_)
+            | StepKey::AnnounceReply(_) => Workflow::Resolve,
+            StepKey::Background(b)
+            | StepKey::Notice(b)
+            | StepKey::GaveUp(b)
+            | StepKey::Recovered(b)
+            | StepKey::Bookmark(b) => Workflow::Background(*b),
+        }
+    }
+
+    /// The marker step of a workflow.
+    pub fn of(w: Workflow) -> StepKey {
+        match w {
+            Workflow::Background(b) => StepKey::Background(b),
+            w => StepKey::Workflow(w),
+        }
+    }
+}
+
+impl fmt::Display for StepKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepKey::Workflow(w) => write!(f, "workflow:{w}"),
+            StepKey::CreateChannel => f.write_str("create_channel"),
+            StepKey::Summary => f.write_str("summary"),
+            StepKey::Pin => f.write_str("pin"),
+            StepKey::Invite => f.write_str("invite"),
+            StepKey::Topic => f.write_str("topic"),
+            StepKey::Reply => f.write_str("reply"),
+            StepKey::Announce(c) => write!(f, "announce:{c}"),
+            StepKey::Rename => f.write_str("rename"),
+            StepKey::ResolveTopic => f.write_str("resolve_topic"),
+            StepKey::ResolveSummary => f.write_str("resolve_summary"),
+            StepKey::Resolution => f.write_str("resolution"),
+            StepKey::AnnounceUpdate(c) => write!(f, "announce_update:{c}"),
+            StepKey::AnnounceReply(c) => write!(f, "announce_reply:{c}"),
+            StepKey::Background(b) => f.write_str(b.as_str()),
+            StepKey::Notice(b) => write!(f, "notice:{}", b.as_str()),
+            StepKey::GaveUp(b) => write!(f, "gave_up:{}", b.as_str()),
+            StepKey::Recovered(b) => write!(f, "recovered:{}", b.as_str()),
+            StepKey::Bookmark(b) => write!(f, "bookmark:{}", b.as_str()),
+        }
+    }
+}
+
+/// A step key this incd does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown step key {0:?}")]
+pub struct UnknownStep(pub String);
+
+impl FromStr for StepKey {
+    type Err = UnknownStep;
+
+    fn from_str(s: &str) -> Result<StepKey, UnknownStep> {
+        let unknown = || UnknownStep(s.to_string());
+        let bg = |v: &str| Background::parse(v).ok_or_else(unknown);
+        let channel = |v: &str| {
+            if v.is_empty() {
+                Err(unknown())
+            } else {
+                Ok(ChannelId::from(v))
+            }
+        };
+        if let Some((prefix, rest)) = s.split_once(':') {
+            return Ok(match prefix {
+                "workflow" => StepKey::Workflow(match rest {
+                    "declare" => Workflow::Declare,
+                    "resolve" => Workflow::Resolve,
+                    _ => return Err(unknown()),
+                }),
+                "announce" => StepKey::Announce(channel(rest)?),
+                "announce_update" => StepKey::AnnounceUpdate(channel(rest)?),
+                "announce_reply" => StepKey::AnnounceReply(channel(rest)?),
+                "notice" => StepKey::Notice(bg(rest)?),
+                "gave_up" => StepKey::GaveUp(bg(rest)?),
+                "recovered" => StepKey::Recovered(bg(rest)?),
+                "bookmark" => StepKey::Bookmark(bg(rest)?),
+                _ => return Err(unknown()),
+            });
+        }
+        Ok(match s {
+            "create_channel" => StepKey::CreateChannel,
+            "summary" => StepKey::Summary,
+            "pin" => StepKey::Pin,
+            "invite" => StepKey::Invite,
+            "topic" => StepKey::Topic,
+            "reply" => StepKey::Reply,
+            "rename" => StepKey::Rename,
+            "resolve_topic" => StepKey::ResolveTopic,
+            "resolve_summary" => StepKey::ResolveSummary,
+            "resolution" => StepKey::Resolution,
+            other => StepKey::Background(bg(other)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_reads_back_as_itself() {
+        let c = ChannelId::from("C0INCIDENTS");
+        let mut keys = vec![
+            StepKey::Workflow(Workflow::Declare),
+            StepKey::Workflow(Workflow::Resolve),
+            StepKey::CreateChannel,
+            StepKey::Summary,
+            StepKey::Pin,
+            StepKey::Invite,
+            StepKey::Topic,
+            StepKey::Reply,
+            StepKey::Announce(c.clone()),
+            StepKey::Rename,
+            StepKey::ResolveTopic,
+            StepKey::ResolveSummary,
+            StepKey::Resolution,
+            StepKey::AnnounceUpdate(c.clone()),
+            StepKey::AnnounceReply(c),
+        ];
+        for b in Background::ALL {
+            keys.extend([
+                StepKey::Background(b),
+                StepKey::Notice(b),
+                StepKey::GaveUp(b),
+                StepKey::Recovered(b),
+                StepKey::Bookmark(b),
+            ]);
+        }
+        for k in keys {
+            assert_eq!(k.to_string().parse::<StepKey>(), Ok(k.clone()), "{k}");
+        }
+    }
+
+    #[test]
+    fn keys_keep_the_text_older_databases_hold() {
+        assert_eq!(
+            "announce:C1".parse::<StepKey>(),
+            Ok(StepKey::Announce(ChannelId::from("C1")))
+        );
+        assert_eq!(
+            "notice:page".parse::<StepKey>(),
+            Ok(StepKey::Notice(Background::Page))
+        );
+        assert_eq!(
+            StepKey::Background(Background::PageResolve).to_string(),
+            "page_resolve"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        for bad in ["", "announce:", "notice:sms", "workflow:page", "paging"] {
+            assert!(bad.parse::<StepKey>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_step_belongs_to_its_workflow() {
+        assert_eq!(StepKey::Pin.workflow(), Workflow::Declare);
+        assert_eq!(
+            StepKey::AnnounceReply(ChannelId::from("C1")).workflow(),
+            Workflow::Resolve
+        );
+        assert_eq!(
+            StepKey::Notice(Background::Page).workflow(),
+            Workflow::Background(Background::Page)
+        );
+        assert_eq!(
+            StepKey::of(Workflow::Background(Background::PostMortem)),
+            StepKey::Background(Background::PostMortem)
+        );
+    }
+}
