@@ -590,3 +590,142 @@ async fn a_hanging_connection_open_times_out_and_is_retried() {
         "each hang waited out its timeout"
     );
 }
+
+/// `/resolve-incident` in `channel`, confirmed in the modal by `user`.
+async fn resolve(w: &World, channel: &str, user: &str, summary: &str) {
+    let d = w
+        .slack
+        .send_slash_command(SlashCommand::new(
+            "/resolve-incident",
+            summary,
+            user,
+            channel,
+        ))
+        .await
+        .unwrap();
+    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    let view = w.slack.wait_view_opened(WAIT).await.unwrap();
+    let s = w.slack.submit_view_with(&view.id, user, &[]).await.unwrap();
+    w.slack.wait_ack(&s.envelope_id, WAIT).await.unwrap();
+}
+
+/// `(status, steps not finished)` of the one incident in the store.
+fn stored_progress(w: &World) -> (String, Vec<String>) {
+    let db = rusqlite::Connection::open(w.data_dir().join("incd.db")).unwrap();
+    let status: String = db
+        .query_row("SELECT status FROM incidents", [], |r| r.get(0))
+        .unwrap();
+    let mut stmt = db
+        .prepare("SELECT step FROM steps WHERE state IN ('started', 'failed') ORDER BY step")
+        .unwrap();
+    let open = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    (status, open)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_whose_channel_lookup_fails_once_still_adopts_the_channel() {
+    let mut w = World::new().await;
+    let mut incd = w.start(1).await;
+    // Slack creates the channel and the answer never comes; incd dies right then.
+    w.slack
+        .inject_fault("conversations.create", Fault::ApplyThenHang);
+    let ch = w.declare(DEFAULT_USER, "Killed mid-create", "sev1").await;
+    incd.kill9();
+    // After the restart the first look for the channel gets an HTTP 500.
+    w.slack
+        .inject_fault("users.conversations", Fault::Status(500));
+
+    let _incd2 = w.start(1).await;
+    wait_declared(&w, &ch.id).await;
+    assert!(
+        w.slack.calls_to("users.conversations").len() >= 2,
+        "the failed lookup was retried"
+    );
+    assert_eq!(incident_channels(&w).len(), 1, "the channel was adopted");
+    assert_exactly_once(&w, &ch.id);
+    w.until("declared in the store", || stored_progress(&w).0 == "open")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_and_fatal_errors_from_conversations_create_are_retried() {
+    let mut w = World::new().await;
+    let _incd = w.start(1).await;
+    w.slack.inject_faults(
+        "conversations.create",
+        [
+            Fault::Error("internal_error".into()),
+            Fault::Error("fatal_error".into()),
+        ],
+    );
+    let ch = w.declare(DEFAULT_USER, "Slack hiccup", "sev2").await;
+    wait_declared(&w, &ch.id).await;
+    assert_eq!(w.slack.calls_to("conversations.create").len(), 3);
+    assert!(
+        !w.slack.calls_to("users.conversations").is_empty(),
+        "looked for the channel before creating it again"
+    );
+    assert_eq!(incident_channels(&w).len(), 1);
+    assert_exactly_once(&w, &ch.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_during_a_declare_then_a_crash_finishes_both_workflows() {
+    let mut w = World::new().await;
+    w.set_env("INCD_BROADCAST_CHANNELS", "");
+    let mut incd = w.start(1).await;
+    // The summary post hangs: the declare is still running when the resolution comes.
+    w.slack.inject_fault("chat.postMessage", Fault::Hang);
+    let ch = w
+        .declare(DEFAULT_USER, "Resolved mid-declare", "sev2")
+        .await;
+    resolve(&w, &ch.id, DEFAULT_USER, "False alarm").await;
+    w.until("resolution recorded", || {
+        stored_progress(&w).0 == "resolving"
+    })
+    .await;
+    incd.kill9();
+
+    let _incd2 = w.start(1).await;
+    w.until("resolved in the store with no step left unfinished", || {
+        stored_progress(&w) == ("resolved".to_string(), vec![])
+    })
+    .await;
+    w.until("summary pinned", || !w.slack.pins(&ch.id).is_empty())
+        .await;
+    assert_one_summary(&w, &ch.id);
+    let renamed = w
+        .slack
+        .channels()
+        .into_iter()
+        .find(|c| c.id == ch.id)
+        .unwrap();
+    assert_ne!(renamed.name, ch.name, "the resolve renamed the channel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_answer_was_lost_is_withdrawn_when_the_incident_resolves() {
+    use incd_fakes::pagerduty::{AlertStatus, FakePagerDuty, Fault as PdFault};
+    let mut w = World::new().await;
+    let pd = FakePagerDuty::start().await;
+    w.set_env("PAGERDUTY_ROUTING_KEY", pd.routing_key());
+    w.set_env("PAGERDUTY_EVENTS_URL", pd.url());
+    // PagerDuty opens the alert (someone is paged) and the answer is lost.
+    pd.push_fault(PdFault::LoseResponse);
+    let _incd = w.start(1).await;
+    let ch = w.declare(DEFAULT_USER, "Lost page", "sev1").await;
+    let name = ch.name.strip_prefix("incd-").unwrap().to_string();
+    w.until("paged", || pd.alerts().contains_key(&name)).await;
+    resolve(&w, &ch.id, DEFAULT_USER, "Fixed").await;
+    until("page withdrawn", Duration::from_secs(30), &mut || {
+        pd.alerts()
+            .get(&name)
+            .is_some_and(|a| a.status == AlertStatus::Resolved)
+    })
+    .await;
+    assert_eq!(pd.alerts()[&name].opened, 1, "one page, then withdrawn");
+}
