@@ -384,3 +384,94 @@ async fn retry(runner: &Arc<Runner>, id: IncidentId, b: Background, user: Option
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Handlers against a context built from an in-memory store and a test clock: no network
+    //! (the Slack client points at a closed port and these inputs never reach it, except the
+    //! declare workflow started in the background, which is not awaited), no database file, no
+    //! wall clock.
+    use super::*;
+    use crate::clock::Clock;
+    use crate::workflow::runner::tests::test_runner;
+
+    fn envelope(kind: &str, payload: Value) -> Envelope {
+        Envelope {
+            envelope_id: "E1".into(),
+            kind: kind.into(),
+            payload,
+            accepts_response_payload: true,
+            retry_attempt: None,
+        }
+    }
+
+    fn declare_submission(view_id: &str, title: &str) -> Value {
+        json!({
+            "type": "view_submission",
+            "user": {"id": "U0ALICE"},
+            "view": {
+                "id": view_id,
+                "callback_id": DECLARE_CALLBACK,
+                "private_metadata": json!({"c": "C0GENERAL", "r": ""}).to_string(),
+                "state": {"values": {
+                    TITLE_BLOCK: {TITLE_ACTION: {"type": "plain_text_input", "value": title}},
+                    SEVERITY_BLOCK: {SEVERITY_ACTION: {"type": "static_select", "selected_option": {"value": "sev2"}}}
+                }}
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn resolve_outside_an_incident_channel_is_refused_inside_the_ack() {
+        let (runner, _clock) = test_runner();
+        let ack = route(
+            &runner,
+            envelope(
+                "slash_commands",
+                json!({"command": RESOLVE_COMMAND, "user_id": "U0ALICE", "channel_id": "C0GENERAL",
+                       "trigger_id": "T1", "text": "", "response_url": ""}),
+            ),
+        )
+        .await;
+        assert_eq!(ack, Some(messages::resolve_outside_incident()));
+    }
+
+    #[tokio::test]
+    async fn a_whitespace_title_is_refused_and_nothing_is_recorded() {
+        let (runner, _clock) = test_runner();
+        let ack = route(
+            &runner,
+            envelope("interactive", declare_submission("V1", "   ")),
+        )
+        .await
+        .expect("field errors");
+        assert_eq!(ack["response_action"], "errors");
+        assert!(runner.ctx().store.unfinished().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_declaration_is_recorded_once_with_the_context_clock_and_acked_bare() {
+        let (runner, clock) = test_runner();
+        let ctx = runner.ctx().clone();
+        let ack = route(
+            &runner,
+            envelope("interactive", declare_submission("V1", "Checkout down")),
+        )
+        .await;
+        assert_eq!(ack, None);
+        // The same submission delivered again (another connection, a Slack retry).
+        let again = route(
+            &runner,
+            envelope("interactive", declare_submission("V1", "Checkout down")),
+        )
+        .await;
+        assert_eq!(again, None);
+        let recorded = ctx.store.unfinished().await.unwrap();
+        assert_eq!(recorded.len(), 1, "one incident");
+        let inc = &recorded[0];
+        assert_eq!(inc.title, "Checkout down");
+        assert_eq!(inc.reporter, UserId::from("U0ALICE"));
+        assert_eq!(inc.declared_at, clock.now());
+        assert!(inc.name.as_str().starts_with("20261201-"), "{}", inc.name);
+    }
+}

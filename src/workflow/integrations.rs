@@ -468,3 +468,72 @@ pub async fn facts(ctx: &Ctx, inc: &Incident) -> Result<IncidentFacts> {
         pagerduty_url: inc.pagerduty_url.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::incident::lifecycle::Transition;
+    use crate::store::ResolveRecorded;
+    use crate::workflow::runner::tests::{incident, test_runner};
+
+    async fn resolving(ctx: &Ctx, name: &str) -> IncidentId {
+        let id = incident(ctx, name).await;
+        ctx.store
+            .transition(id, Transition::Declared)
+            .await
+            .unwrap();
+        let r = ctx
+            .store
+            .record_resolution(crate::store::NewResolution {
+                incident: id,
+                resolve_key: name.into(),
+                resolved_by: crate::incident::UserId::from("U2"),
+                summary: "fixed".into(),
+                at: ctx.clock.now(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(r, ResolveRecorded::Started);
+        id
+    }
+
+    #[tokio::test]
+    async fn a_trigger_whose_answer_was_lost_is_withdrawn_on_resolve() {
+        let (runner, clock) = test_runner();
+        let ctx = runner.ctx();
+        let lost = resolving(ctx, "20261201-calm-otter").await;
+        // The trigger went out (attempt recorded), its answer never came: no key recorded.
+        ctx.store
+            .set_step(lost, "page", StepState::Started, None, clock.now())
+            .await
+            .unwrap();
+        let inc = ctx.store.incident(lost).await.unwrap().unwrap();
+        assert_eq!(inc.pagerduty_key, None);
+        assert_eq!(
+            skip_reason(ctx, &inc, Background::PageResolve)
+                .await
+                .unwrap(),
+            None
+        );
+        // And the page step itself stops: the incident is resolved.
+        assert!(skip_reason(ctx, &inc, Background::Page)
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn nothing_is_withdrawn_when_no_trigger_was_ever_sent() {
+        let (runner, _clock) = test_runner();
+        let ctx = runner.ctx();
+        let never = resolving(ctx, "20261201-brisk-heron").await;
+        let inc = ctx.store.incident(never).await.unwrap().unwrap();
+        assert_eq!(
+            skip_reason(ctx, &inc, Background::PageResolve)
+                .await
+                .unwrap(),
+            Some("nobody was paged")
+        );
+    }
+}
