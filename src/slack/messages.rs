@@ -9,8 +9,8 @@ use chrono_tz::Tz;
 use serde_json::{json, Value};
 use slack_morphism::prelude::*;
 
-use crate::config::SeverityLevel;
 use crate::incident::text::{clamp, escape_and_clamp, escape_mrkdwn, one_line};
+use crate::incident::SeverityLevel;
 use crate::incident::{
     human_duration, Incident, MAX_DESCRIPTION_CHARS, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS,
 };

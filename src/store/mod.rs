@@ -553,10 +553,12 @@ impl Store {
 
     /// Names already used by incidents declared on `day` (`YYYYMMDD`), to draw an unused one.
     pub async fn names_used_on(&self, day: &str) -> Result<HashSet<String>> {
-        let prefix = format!("{day}-%");
+        // A range on the unique index of `name` ('.' sorts right after '-'), not a LIKE scan.
+        let (from, to) = (format!("{day}-"), format!("{day}."));
         self.with(Lane::Intent, move |c| {
-            let mut stmt = c.prepare_cached("SELECT name FROM incidents WHERE name LIKE ?1")?;
-            let rows = stmt.query_map([prefix], |r| r.get::<_, String>(0))?;
+            let mut stmt =
+                c.prepare_cached("SELECT name FROM incidents WHERE name >= ?1 AND name < ?2")?;
+            let rows = stmt.query_map([from, to], |r| r.get::<_, String>(0))?;
             Ok(rows.collect::<rusqlite::Result<HashSet<_>>>()?)
         })
         .await

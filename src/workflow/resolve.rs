@@ -99,6 +99,11 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
     e.context("announcements")?;
 
     ctx.store.transition(id, Transition::Resolved).await?;
+    // The summary's refresh state is not needed any more (a late refresh renders anew).
+    ctx.summaries
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
     tracing::info!(incident = %inc.name, "incident resolved");
     Ok(())
 }

@@ -973,6 +973,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn slack_errors_are_transient_only_for_slack_trouble() {
+        assert!(transport().is_transient());
+        for code in TRANSIENT_SLACK_CODES {
+            assert!(refused(code).is_transient(), "{code}");
+        }
+        for code in [
+            "name_taken",
+            "channel_not_found",
+            "not_in_channel",
+            "invalid_auth",
+        ] {
+            assert!(!refused(code).is_transient(), "{code}");
+        }
+    }
+
+    #[test]
     fn resume_finishes_every_workflow_with_unfinished_steps_declare_first() {
         let pending = vec![
             "pin".to_string(),
