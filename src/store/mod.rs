@@ -441,6 +441,13 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// A write transaction that takes SQLite's write lock at `BEGIN` (waiting up to the busy
+/// timeout). A deferred one that reads first and writes second fails at once with "database is
+/// locked" when another connection committed in between (WAL cannot upgrade a stale snapshot).
+fn write_tx(c: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 fn lock(c: &Conn) -> std::sync::MutexGuard<'_, Connection> {
     // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back),
     // so a poisoned lock is safe to reuse.
@@ -580,7 +587,7 @@ impl Store {
     pub async fn record_declaration(&self, n: NewIncident) -> Result<Recorded> {
         self.with(Lane::Intent, move |c| {
             // One transaction, one commit: the incident and its first timeline entry.
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             if let Some(id) = tx
                 .prepare_cached("SELECT id FROM incidents WHERE submission_key = ?1")?
                 .query_row([&n.submission_key], |r| r.get::<_, i64>(0))
@@ -721,7 +728,7 @@ impl Store {
     /// in a status the transition starts from (see [`Transition::from`]).
     pub async fn transition(&self, id: IncidentId, t: Transition) -> Result<Option<Change>> {
         self.with(Lane::General, move |c| {
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             let current: Option<String> = tx
                 .prepare_cached("SELECT status FROM incidents WHERE id = ?1")?
                 .query_row([id.0], |r| r.get(0))
@@ -746,7 +753,7 @@ impl Store {
     pub async fn record_resolution(&self, r: NewResolution) -> Result<ResolveRecorded> {
         self.with(Lane::Intent, move |c| {
             // One transaction: the resolution and its timeline entry commit together.
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             let current: Option<(String, Option<String>)> = tx
                 .prepare_cached("SELECT status, resolve_key FROM incidents WHERE id = ?1")?
                 .query_row([r.incident.0], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -1131,6 +1138,47 @@ pub(crate) mod tests {
             b.await.unwrap().unwrap();
         }
         assert!(s.incident(id).await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn intents_and_step_records_written_at_once_never_fail_for_a_locked_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let id = declared(&s).await;
+        let mut writers = Vec::new();
+        for w in 0..POOL_CONNECTIONS {
+            let s = s.clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0..300 {
+                    let step = format!("announce:C{w}{i}");
+                    s.set_step(id, &step, StepState::Started, None, t(i))
+                        .await?;
+                    s.set_step(id, &step, StepState::Done, Some("1.2"), t(i))
+                        .await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for i in 0..150 {
+            let n = IncidentName::from_stored(format!("20261202-busy-{i}"));
+            let mut intent = new(&n, &format!("B{i}"));
+            intent.declared_at = t(i);
+            let rec = s.record_declaration(intent).await.unwrap();
+            assert!(matches!(rec, Recorded::New(_)), "{rec:?}");
+            let Recorded::New(new_id) = rec else {
+                unreachable!()
+            };
+            assert_eq!(
+                s.transition(new_id, Transition::Declared)
+                    .await
+                    .unwrap()
+                    .map(|c| c.to),
+                Some(Status::Open)
+            );
+        }
+        for w in writers {
+            w.await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test]
