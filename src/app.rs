@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+
+use crate::net::http_client;
 use tokio::sync::{watch, Notify, OwnedMutexGuard};
 use tracing::Instrument;
 
@@ -23,8 +25,6 @@ use crate::store::Store;
 
 /// How long shutdown waits for in-flight steps before leaving the rest to the next start.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Pooled connections kept per host.
-const POOL_IDLE: usize = 16;
 
 /// Shared context.
 pub struct App {
@@ -45,18 +45,6 @@ pub struct App {
     inflight: AtomicUsize,
     idle: Notify,
     shutting_down: AtomicBool,
-}
-
-/// The HTTP client shared by every outbound service: pooled, with a connect timeout.
-pub fn http_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(POOL_IDLE)
-        .tcp_nodelay(true)
-        .user_agent(concat!("incd/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")
 }
 
 impl App {

@@ -7,12 +7,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::app::http_client;
 use crate::config::Settings;
 use crate::integrations::notion::Notion;
 use crate::integrations::pagerduty::Pager;
 use crate::integrations::Check;
 use crate::metrics::Metrics;
+use crate::net::http_client;
 use crate::slack::api::SlackApi;
 use crate::slack::manifest::bot_scopes;
 

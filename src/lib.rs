@@ -13,6 +13,7 @@
 //! - [`doctor`]: `incd doctor`, the configuration checklist against the real services.
 //! - [`http`]: optional `/healthz` and `/metrics` listener.
 //! - [`metrics`]: counters and histograms in Prometheus text.
+//! - [`net`]: the shared HTTP client builder and `Retry-After` parsing.
 pub mod app;
 pub mod config;
 pub mod doctor;
@@ -20,6 +21,7 @@ pub mod http;
 pub mod incident;
 pub mod integrations;
 pub mod metrics;
+pub mod net;
 pub mod router;
 pub mod slack;
 pub mod store;

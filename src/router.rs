@@ -12,13 +12,11 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::incident::naming::draw_name;
 use crate::incident::{Declaration, Status};
+use crate::slack::manifest::{DECLARE_COMMAND, RESOLVE_COMMAND};
 use crate::slack::messages::{self, *};
 use crate::slack::socket::{Envelope, EnvelopeHandler, HandlerFuture};
 use crate::store::{NewIncident, Recorded, ResolveRecorded};
 
-/// Slash commands incd answers (the manifest registers exactly these).
-pub const DECLARE_COMMAND: &str = "/incident";
-pub const RESOLVE_COMMAND: &str = "/resolve-incident";
 /// Names drawn before giving up on finding an unused one in the store.
 const NAME_DRAWS: usize = 200;
 

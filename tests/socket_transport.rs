@@ -32,7 +32,7 @@ impl EnvelopeHandler for Misbehaving {
 async fn start(slack: &FakeSlack) -> tokio::sync::watch::Sender<bool> {
     let metrics = Arc::new(Metrics::new());
     let api = Arc::new(SlackApi::new(
-        incd::app::http_client().unwrap(),
+        incd::net::http_client().unwrap(),
         &slack.api_url(),
         Secret::new(slack.bot_token()),
         Secret::new(slack.app_token()),
