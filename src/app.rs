@@ -216,7 +216,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
 
     // Connect at once; the token check below runs while the socket opens.
     let (sock_tx, sock_rx) = watch::channel(false);
-    let router = Arc::new(crate::router::Router::new(app.clone()));
+    let router = Arc::new(crate::handlers::Dispatcher::new(app.clone()));
     let socket = Arc::new(SocketMode::new(
         Arc::new(SlackApi::new(
             http_client()?,
@@ -234,16 +234,12 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
 
     // Who are we? Validates the bot token early. Slack being unreachable is not fatal (the socket
     // keeps retrying and the id only filters ourselves from invites); a refused token is.
-    match app.slack.auth_test().await {
-        Ok((body, _)) => {
-            if let Some(u) = body["user_id"].as_str() {
-                let _ = app.bot_user.set(u.to_string());
+    match app.slack.whoami().await {
+        Ok(me) => {
+            if let Some(u) = me.user_id {
+                let _ = app.bot_user.set(u.0);
             }
-            tracing::info!(
-                team = body["team"].as_str().unwrap_or(""),
-                bot = body["user"].as_str().unwrap_or(""),
-                "bot token accepted"
-            );
+            tracing::info!(team = %me.team, bot = %me.user, "bot token accepted");
         }
         Err(e) if e.code().is_some() => {
             let _ = sock_tx.send(true);
@@ -293,33 +289,22 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
 /// `not_in_channel`. Private channels need a person to `/invite` the bot; that is logged.
 async fn ensure_broadcast_membership(app: &App) {
     for channel in &app.settings.slack.broadcast_channels {
-        let info = match app
-            .slack
-            .call_form("conversations.info", &[("channel", channel)])
-            .await
-        {
+        let channel = crate::incident::ids::ChannelId::from(channel.as_str());
+        let info = match app.slack.info(&channel).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(channel = %channel, error = %e, "broadcast channel not usable: check the ID and invite the bot (`incd doctor` tells more)");
                 continue;
             }
         };
-        let ch = &info["channel"];
-        if ch["is_member"].as_bool() == Some(true) {
+        if info.is_member {
             continue;
         }
-        if ch["is_private"].as_bool() == Some(true) || ch["is_archived"].as_bool() == Some(true) {
+        if info.is_private || info.is_archived {
             tracing::error!(channel = %channel, "incd is not a member of this private or archived broadcast channel: invite the bot with /invite @incd");
             continue;
         }
-        match app
-            .slack
-            .call(
-                "conversations.join",
-                serde_json::json!({"channel": channel}),
-            )
-            .await
-        {
+        match app.slack.join(&channel).await {
             Ok(_) => tracing::info!(channel = %channel, "joined broadcast channel"),
             Err(e) => {
                 tracing::error!(channel = %channel, error = %e, "could not join broadcast channel: invite the bot with /invite @incd")

@@ -218,6 +218,21 @@ pub fn declare_form_errors(errors: &[crate::incident::FormError]) -> Value {
     json!({"response_action": "errors", "errors": map})
 }
 
+/// Field error on the declare form when the store refused the incident.
+pub fn declare_not_saved() -> Value {
+    json!({"response_action": "errors", "errors": {TITLE_BLOCK: "incd could not save the incident (storage error). Nothing was created; please submit again."}})
+}
+
+/// Field error on the declare form when every name for today is used.
+pub fn no_unused_name() -> Value {
+    json!({"response_action": "errors", "errors": {TITLE_BLOCK: "incd found no unused incident name for today. Add words to the word lists, then submit again."}})
+}
+
+/// Field error on the resolve form when the store refused the resolution.
+pub fn resolution_not_saved() -> Value {
+    json!({"response_action": "errors", "errors": {SUMMARY_BLOCK: "incd could not save the resolution (storage error). Nothing changed; please submit again."}})
+}
+
 /// Field error on the resolve form when someone else resolved first.
 pub fn resolve_form_already_resolved() -> Value {
     json!({"response_action": "errors", "errors": {SUMMARY_BLOCK: "This incident has already been resolved."}})
@@ -509,6 +524,16 @@ pub fn unknown_command(command: &str) -> Value {
         "incd does not know `{}`. Use `/incident` to declare an incident and `/resolve-incident` in its channel to resolve it.",
         escape_mrkdwn(&clamp(command, 40))
     ))
+}
+
+/// Ack text for a command that arrives while incd shuts down.
+pub fn restarting() -> Value {
+    ephemeral("incd is restarting; please run the command again in a few seconds.")
+}
+
+/// Why a form did not open, when Slack says the trigger expired.
+pub fn trigger_expired_reason() -> String {
+    "Slack's 3-second window passed".to_string()
 }
 
 /// Ephemeral text when the form could not be opened.

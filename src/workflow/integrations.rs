@@ -8,14 +8,15 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use serde_json::json;
 
 use crate::app::App;
+use crate::incident::ids::ChannelId;
 use crate::incident::{Incident, Status};
 use crate::integrations::notion::PostMortem;
 use crate::integrations::pagerduty::PageRef;
 use crate::integrations::{IncidentFacts, IntegrationError, TimelineEntry};
 use crate::slack::messages::{self, Integration};
+use crate::slack::web::Bookmark;
 use crate::store::{Field, StepState};
 use crate::workflow::{post_step, slack_step, summary, wait_for_channel};
 
@@ -366,10 +367,14 @@ async fn after_success(
             .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
         {
             let step = format!("bookmark:{}", kind.step());
+            let channel = ChannelId::from(channel.as_str());
             slack_step(app, id, &step, |_| {
-                let args =
-                    json!({"channel_id": channel, "title": title, "type": "link", "link": link});
-                async move { app.slack.call("bookmarks.add", args).await.map(|_| ()) }
+                let b = Bookmark {
+                    channel: &channel,
+                    title,
+                    link,
+                };
+                async move { app.slack.bookmark(b).await }
             })
             .await;
         }

@@ -7,8 +7,6 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
-
 use crate::app::App;
 use crate::incident::Incident;
 use crate::slack::messages;
@@ -112,8 +110,7 @@ async fn send_latest(app: &App, id: i64) {
     if unchanged {
         return;
     }
-    let args = json!({"channel": channel, "ts": ts, "text": rendered.0, "blocks": rendered.1});
-    match update_with_retry(app, args).await {
+    match update_with_retry(app, &channel, &ts, &rendered.0, &rendered.1).await {
         Ok(()) => {
             app.summaries
                 .lock()
