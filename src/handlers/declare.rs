@@ -12,9 +12,9 @@ use crate::app::App;
 use crate::incident::naming::draw_name;
 use crate::incident::Declaration;
 use crate::slack::inbound::{SlashCommand, ViewSubmission};
-use crate::slack::messages::{self, *};
 use crate::slack::meta::DeclareFormMeta;
 use crate::slack::socket::Handled;
+use crate::slack::ui::{self, *};
 use crate::store::{NewIncident, Recorded};
 
 /// Names drawn before giving up on finding an unused one in the store.
@@ -29,7 +29,7 @@ pub fn on_command(app: &Arc<App>, c: SlashCommand, received: Instant) -> Outcome
     .encode();
     let text = c.text;
     let work = open_modal(app, c.trigger_id, c.response_url, received, move |app| {
-        messages::declare_modal(
+        ui::declare_modal(
             &text,
             &app.settings.incidents.severities,
             &app.settings.incidents.default_severity,
@@ -52,7 +52,7 @@ pub fn on_submit(app: &Arc<App>, v: ViewSubmission) -> Outcome {
         &settings.default_severity,
     ) {
         Ok(d) => d,
-        Err(errors) => return Ok(Handled::reply(Some(messages::declare_form_errors(&errors)))),
+        Err(errors) => return Ok(Handled::reply(Some(ui::declare_form_errors(&errors)))),
     };
     let reporter = v.user.id.as_str();
     // The view id is stable across redeliveries of the same submission.
@@ -108,10 +108,10 @@ pub fn on_submit(app: &Arc<App>, v: ViewSubmission) -> Outcome {
             Err(e) => {
                 return Err(Failure::new(
                     anyhow!(e).context("could not record the incident"),
-                    Some(messages::declare_not_saved()),
+                    Some(ui::declare_not_saved()),
                 ))
             }
         }
     }
-    Ok(Handled::reply(Some(messages::no_unused_name())))
+    Ok(Handled::reply(Some(ui::no_unused_name())))
 }

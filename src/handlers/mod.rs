@@ -24,8 +24,8 @@ use crate::app::App;
 use crate::slack::api::SlackError;
 use crate::slack::inbound::{Inbound, RecentEventIds};
 use crate::slack::manifest::{DECLARE_COMMAND, RESOLVE_COMMAND};
-use crate::slack::messages;
 use crate::slack::socket::{Envelope, EnvelopeHandler, Handled, HandlerFuture};
+use crate::slack::ui;
 
 /// What a handler answers: the ack and the work to start after it, or a [`Failure`].
 pub type Outcome = Result<Handled, Failure>;
@@ -78,17 +78,17 @@ impl Dispatcher {
             Inbound::Command(c) => {
                 tracing::info!(command = %c.command, user = %c.user_id, channel = %c.channel_id, "slash command");
                 if app.is_shutting_down() {
-                    return Handled::reply(Some(messages::restarting()));
+                    return Handled::reply(Some(ui::restarting()));
                 }
                 match c.command.as_str() {
                     DECLARE_COMMAND => declare::on_command(app, c, received),
                     RESOLVE_COMMAND => resolve::on_command(app, c, received),
-                    other => Ok(Handled::reply(Some(messages::unknown_command(other)))),
+                    other => Ok(Handled::reply(Some(ui::unknown_command(other)))),
                 }
             }
             Inbound::ViewSubmission(v) => match v.view.callback_id.as_str() {
-                messages::DECLARE_CALLBACK => declare::on_submit(app, v),
-                messages::RESOLVE_CALLBACK => resolve::on_submit(app, v),
+                ui::DECLARE_CALLBACK => declare::on_submit(app, v),
+                ui::RESOLVE_CALLBACK => resolve::on_submit(app, v),
                 other => {
                     tracing::info!(callback_id = other, "unknown view submitted; closing it");
                     Ok(Handled::default())
@@ -162,12 +162,12 @@ pub(crate) fn open_modal(
             if let Err(e) = r {
                 tracing::warn!(error = %e, "could not open the modal");
                 let reason = match e.code() {
-                    Some("expired_trigger_id") => messages::trigger_expired_reason(),
+                    Some("expired_trigger_id") => ui::trigger_expired_reason(),
                     _ => e.human(),
                 };
                 if let Err(e) = app
                     .slack
-                    .respond(&response_url, &messages::modal_failed(&reason))
+                    .respond(&response_url, &ui::modal_failed(&reason))
                     .await
                 {
                     tracing::warn!(error = %e, "could not tell the person either");

@@ -12,9 +12,9 @@ use super::{open_modal, Failure, Outcome};
 use crate::app::App;
 use crate::incident::ids::IncidentId;
 use crate::slack::inbound::{SlashCommand, ViewSubmission};
-use crate::slack::messages::{self, SUMMARY_ACTION, SUMMARY_BLOCK};
 use crate::slack::meta::ResolveFormMeta;
 use crate::slack::socket::Handled;
+use crate::slack::ui::{self, SUMMARY_ACTION, SUMMARY_BLOCK};
 use crate::store::ResolveRecorded;
 
 /// `/resolve-incident [summary]`: open the resolve form for this channel's incident.
@@ -25,14 +25,14 @@ pub fn on_command(app: &Arc<App>, c: SlashCommand, received: Instant) -> Outcome
         .map_err(|e| {
             Failure::new(
                 anyhow!(e).context("store unavailable"),
-                Some(messages::internal_error()),
+                Some(ui::internal_error()),
             )
         })?;
     match incident {
-        None => Ok(Handled::reply(Some(messages::resolve_outside_incident()))),
-        Some(inc) if !inc.status.can_resolve() => Ok(Handled::reply(Some(
-            messages::resolve_already_resolved(&inc),
-        ))),
+        None => Ok(Handled::reply(Some(ui::resolve_outside_incident()))),
+        Some(inc) if !inc.status.can_resolve() => {
+            Ok(Handled::reply(Some(ui::resolve_already_resolved(&inc))))
+        }
         Some(inc) => {
             let meta = ResolveFormMeta {
                 incident: IncidentId(inc.id),
@@ -40,7 +40,7 @@ pub fn on_command(app: &Arc<App>, c: SlashCommand, received: Instant) -> Outcome
             .encode();
             let text = c.text;
             let work = open_modal(app, c.trigger_id, c.response_url, received, move |_| {
-                messages::resolve_modal(&inc, &text, &meta)
+                ui::resolve_modal(&inc, &text, &meta)
             });
             Ok(Handled::default().then(work))
         }
@@ -77,13 +77,13 @@ pub fn on_submit(app: &Arc<App>, v: ViewSubmission) -> Outcome {
             Ok(Handled::default().then(move || app.spawn_resolve(id)))
         }
         Ok(ResolveRecorded::Duplicate) => Ok(Handled::default()),
-        Ok(ResolveRecorded::AlreadyResolved) => Ok(Handled::reply(Some(
-            messages::resolve_form_already_resolved(),
-        ))),
+        Ok(ResolveRecorded::AlreadyResolved) => {
+            Ok(Handled::reply(Some(ui::resolve_form_already_resolved())))
+        }
         Ok(ResolveRecorded::NotFound) => Ok(Handled::default()),
         Err(e) => Err(Failure::new(
             anyhow!(e).context("could not record the resolution"),
-            Some(messages::resolution_not_saved()),
+            Some(ui::resolution_not_saved()),
         )),
     }
 }

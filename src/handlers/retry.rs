@@ -6,9 +6,9 @@ use super::Outcome;
 use crate::app::App;
 use crate::incident::Status;
 use crate::slack::inbound::BlockActions;
-use crate::slack::messages::RETRY_ACTION;
 use crate::slack::meta::RetryButton;
 use crate::slack::socket::Handled;
+use crate::slack::ui::RETRY_ACTION;
 
 /// Buttons pressed: each *Retry now* restarts its step unless the incident is gone or failed.
 pub fn on_actions(app: &Arc<App>, a: BlockActions) -> Outcome {

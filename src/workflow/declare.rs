@@ -15,7 +15,7 @@ use crate::incident::ids::{ChannelId, MessageTs, UserId};
 use crate::incident::naming::draw_name;
 use crate::incident::{Incident, Status};
 use crate::slack::api::SlackError;
-use crate::slack::messages;
+use crate::slack::ui;
 use crate::slack::web::CreateChannelError;
 use crate::store::StepState;
 use crate::workflow::{
@@ -53,12 +53,7 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
                 // Wake integration steps waiting for the channel: none will come.
                 app.channel_created.notify_waiters();
                 integrations::declare_failed(&app_arc, id);
-                send_to_reporter(
-                    app,
-                    &inc,
-                    &messages::declare_failed_reply(&inc.title, &reason),
-                )
-                .await;
+                send_to_reporter(app, &inc, &ui::declare_failed_reply(&inc.title, &reason)).await;
                 return Ok(());
             }
         }
@@ -154,11 +149,9 @@ async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
                         StepState::GaveUp,
                         Some("name_taken"),
                     );
-                    return Err(format!(
-                        "Slack said every name incd tried was taken ({names_tried} names)"
-                    ));
+                    return Err(ui::names_taken_reason(names_tried));
                 }
-                let new_name = new_name(app, inc).ok_or("no unused name left for today")?;
+                let new_name = new_name(app, inc).ok_or_else(ui::no_name_left_reason)?;
                 tracing::warn!(old = %inc.name, new = %new_name, "channel name taken in Slack; drawing another");
                 inc.name = new_name;
                 maybe_created = false;
@@ -196,7 +189,7 @@ async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
 fn record_channel(app: &App, inc: &mut Incident, id: &str) -> Result<(), String> {
     app.store
         .set_field(inc.id, crate::store::Field::ChannelId, id)
-        .map_err(|e| format!("store error: {e}"))?;
+        .map_err(|e| ui::channel_not_saved_reason(&e))?;
     let _ = app
         .store
         .set_step(inc.id, "create_channel", StepState::Done, None);
@@ -281,7 +274,7 @@ async fn invite_users(app: &App, channel: &str, users: &[String]) -> Result<(), 
 
 async fn set_topic(app: &App, inc: &Incident, channel: &str) {
     let level = app.settings.incidents.severity(&inc.severity);
-    let topic = messages::topic(inc, level, false);
+    let topic = ui::topic(inc, level, false);
     let channel = ChannelId::from(channel);
     slack_step(app, inc.id, "topic", |_| {
         let (channel, topic) = (&channel, &topic);
@@ -295,7 +288,7 @@ async fn announce_in(app: &App, inc: &Incident, broadcast: &str) {
     let level = app.settings.incidents.severity(&inc.severity);
     let tz = app.settings.incidents.timezone;
     let render = || {
-        let (t, b) = messages::announcement(inc, level, tz);
+        let (t, b) = ui::announcement(inc, level, tz);
         (t, Some(b))
     };
     let ts = match post_step_outcome(app, inc, &step, broadcast, render, None).await {
@@ -322,7 +315,7 @@ async fn announce_in(app: &App, inc: &Incident, broadcast: &str) {
 /// Tell the reporter where the incident lives: ephemeral where they typed the command, else a DM.
 async fn reply_to_reporter(app: &App, inc: &Incident) {
     let current = app.store.incident(inc.id).ok().flatten();
-    let text = messages::declared_reply(current.as_ref().unwrap_or(inc));
+    let text = ui::declared_reply(current.as_ref().unwrap_or(inc));
     slack_step(app, inc.id, "reply", |_| {
         let text = text.clone();
         async move {

@@ -15,7 +15,7 @@ use crate::incident::{Incident, Status};
 use crate::integrations::notion::PostMortem;
 use crate::integrations::pagerduty::PageRef;
 use crate::integrations::{IncidentFacts, IntegrationError, TimelineEntry};
-use crate::slack::messages::{self, Integration};
+use crate::slack::ui::{self, Integration};
 use crate::slack::web::Bookmark;
 use crate::store::{Field, StepState};
 use crate::workflow::{post_step, slack_step, summary, wait_for_channel};
@@ -331,9 +331,7 @@ async fn after_success(
             if let Some(u) = &page.html_url {
                 let _ = app.store.set_field(id, Field::PagerDutyUrl, u);
             }
-            let _ =
-                app.store
-                    .add_timeline(id, Utc::now(), "On-call engineer paged through PagerDuty");
+            let _ = app.store.add_timeline(id, Utc::now(), ui::TIMELINE_PAGED);
             page.html_url
         }
         Outcome::Created(pm) => {
@@ -341,7 +339,7 @@ async fn after_success(
             let _ = app.store.set_field(id, Field::NotionUrl, &pm.url);
             let _ = app
                 .store
-                .add_timeline(id, Utc::now(), "Post-mortem page created in Notion");
+                .add_timeline(id, Utc::now(), ui::TIMELINE_POSTMORTEM);
             Some(pm.url)
         }
         Outcome::Updated => {
@@ -357,10 +355,7 @@ async fn after_success(
         }
         return;
     };
-    let title = match kind.integration() {
-        Integration::PagerDuty => "PagerDuty incident",
-        Integration::Notion => "Post-mortem (Notion)",
-    };
+    let title = ui::bookmark_title(kind.integration());
     let bookmark = async {
         if let Some(link) = url
             .as_deref()
@@ -381,7 +376,7 @@ async fn after_success(
     };
     let recovered = async {
         if noticed {
-            let text = messages::integration_recovered(kind.integration(), url.as_deref());
+            let text = ui::integration_recovered(kind.integration(), url.as_deref());
             let step = format!("recovered:{}", kind.step());
             post_step(app, inc, &step, &channel, || (text.clone(), None), None).await;
         }
@@ -418,9 +413,9 @@ async fn post_notice(app: &App, inc: &Incident, kind: Kind, reason: &str, gave_u
     let step = kind.step();
     let minutes = app.settings.retry.give_up_after.as_secs().div_ceil(60);
     let (text, blocks) = if gave_up {
-        messages::integration_gave_up(kind.integration(), reason, inc.id, step)
+        ui::integration_gave_up(kind.integration(), reason, inc.id, step)
     } else {
-        messages::integration_failing(kind.integration(), reason, minutes, inc.id, step)
+        ui::integration_failing(kind.integration(), reason, minutes, inc.id, step)
     };
     let notice_step = if gave_up {
         format!("gave_up:{step}")

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use crate::app::App;
 use crate::incident::ids::ChannelId;
 use crate::incident::{Incident, Status};
-use crate::slack::messages;
+use crate::slack::ui;
 use crate::workflow::declare::update_with_retry;
 use crate::workflow::{integrations, post_step, slack_step, summary};
 
@@ -43,7 +43,7 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
     };
     let channel_id = ChannelId::from(channel.as_str());
     let topic = slack_step(app, id, "resolve_topic", |_| {
-        let topic = messages::topic(&inc, level, true);
+        let topic = ui::topic(&inc, level, true);
         let (app, channel) = (&app, &channel_id);
         async move { app.slack.set_topic(channel, &topic).await }
     });
@@ -60,7 +60,7 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
         "resolution",
         &channel,
         || {
-            let (t, b) = messages::resolution_post(&inc, tz);
+            let (t, b) = ui::resolution_post(&inc, tz);
             (t, Some(b))
         },
         None,
@@ -107,7 +107,7 @@ async fn update_announcement(app: &App, inc: &Incident, broadcast: &str, ts: &st
     let update_step = format!("announce_update:{broadcast}");
     let reply_step = format!("announce_reply:{broadcast}");
     let update = slack_step(app, inc.id, &update_step, |_| {
-        let (text, blocks) = messages::announcement(inc, level, tz);
+        let (text, blocks) = ui::announcement(inc, level, tz);
         async move { update_with_retry(app, broadcast, ts, &text, &blocks).await }
     });
     let reply = post_step(
@@ -115,7 +115,7 @@ async fn update_announcement(app: &App, inc: &Incident, broadcast: &str, ts: &st
         inc,
         &reply_step,
         broadcast,
-        || (messages::announcement_resolved_reply(inc), None),
+        || (ui::announcement_resolved_reply(inc), None),
         Some(ts),
     );
     tokio::join!(update, reply);

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::app::App;
 use crate::incident::Incident;
-use crate::slack::messages;
+use crate::slack::ui;
 use crate::workflow::declare::update_with_retry;
 use crate::workflow::post_step;
 
@@ -27,7 +27,7 @@ pub type Summaries = std::sync::Mutex<HashMap<i64, SummaryState>>;
 
 fn render(app: &App, inc: &Incident) -> (String, serde_json::Value) {
     let level = app.settings.incidents.severity(&inc.severity);
-    messages::summary(
+    ui::summary(
         inc,
         level,
         app.settings.incidents.timezone,
