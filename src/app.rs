@@ -1,4 +1,4 @@
-//! Composition root: builds the clients, the store and the router, and runs incd until shutdown.
+//! Composition root: builds the clients, the store and the handlers, and runs incd until shutdown.
 //!
 //! [`App`] is the one shared context handed to handlers and workflows (settings, store, clients,
 //! metrics, per-incident locks and the tracker of in-flight work).
@@ -10,8 +10,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Result;
-
-use crate::net::http_client;
 use tokio::sync::{watch, Notify, OwnedMutexGuard};
 use tracing::Instrument;
 
@@ -19,6 +17,7 @@ use crate::config::Settings;
 use crate::integrations::notion::Notion;
 use crate::integrations::pagerduty::Pager;
 use crate::metrics::Metrics;
+use crate::net::http_client;
 use crate::slack::api::SlackApi;
 use crate::slack::socket::{KeepAlive, SocketMode};
 use crate::store::Store;
@@ -216,7 +215,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
 
     // Connect at once; the token check below runs while the socket opens.
     let (sock_tx, sock_rx) = watch::channel(false);
-    let router = Arc::new(crate::handlers::Dispatcher::new(app.clone()));
+    let dispatcher = Arc::new(crate::handlers::Dispatcher::new(app.clone()));
     let socket = Arc::new(SocketMode::new(
         Arc::new(SlackApi::new(
             http_client()?,
@@ -225,7 +224,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             app.settings.slack.app_token.clone(),
             app.metrics.clone(),
         )),
-        router,
+        dispatcher,
         app.metrics.clone(),
         app.settings.slack.connections,
         keepalive_from_env(),
