@@ -1,8 +1,12 @@
 //! The domain: incidents, their names, severities and lifecycle. No I/O here.
 
+pub mod command;
+pub mod follow_up;
 pub mod ids;
 pub mod naming;
+pub mod roles;
 pub mod text;
+pub mod timeline;
 
 use chrono::{DateTime, Utc};
 
