@@ -4,6 +4,8 @@ pub mod command;
 pub mod follow_up;
 pub mod ids;
 pub mod naming;
+pub mod nudge;
+pub mod review;
 pub mod roles;
 pub mod text;
 pub mod timeline;
