@@ -5,6 +5,7 @@ pub mod follow_up;
 pub mod ids;
 pub mod naming;
 pub mod nudge;
+pub mod postmortem;
 pub mod review;
 pub mod roles;
 pub mod text;
