@@ -250,10 +250,10 @@ impl IncidentCommand {
         )
     }
 
-    /// Whether the command changes an incident (as opposed to opening a form or showing
-    /// something), so that a closed incident must refuse it. Follow-up changes are allowed after
-    /// close and are not counted here.
-    pub fn changes_incident(&self) -> bool {
+    /// Whether a closed incident refuses the command: everything that changes the incident or
+    /// opens a form to change it. Reading (help, list, timeline, follow-ups) and follow-up
+    /// changes stay allowed after close.
+    pub fn refused_when_closed(&self) -> bool {
         matches!(
             self,
             IncidentCommand::Update { .. }
@@ -866,9 +866,43 @@ mod tests {
         assert_eq!(ok("followup x").name(), "follow-up");
         assert_eq!(ok("wont-do F-1").name(), "wontdo");
         assert_eq!(ok("declare this").name(), "declare");
-        assert!(ok("note x").changes_incident());
-        assert!(!ok("follow-up x").changes_incident());
-        assert!(!ok("timeline").changes_incident());
+    }
+
+    #[test]
+    fn a_closed_incident_refuses_changes_but_not_follow_ups_or_reading() {
+        let refused: Vec<&str> = [
+            "help",
+            "list",
+            "update",
+            "update identified x",
+            "severity sev1",
+            "role ops me",
+            "roles",
+            "note x",
+            "timeline",
+            "follow-up x",
+            "follow-ups",
+            "done F-1",
+            "wontdo F-1",
+            "close",
+            "reopen",
+        ]
+        .into_iter()
+        .filter(|t| ok(t).refused_when_closed())
+        .collect();
+        assert_eq!(
+            refused,
+            [
+                "update",
+                "update identified x",
+                "severity sev1",
+                "role ops me",
+                "roles",
+                "note x",
+                "close",
+                "reopen"
+            ]
+        );
     }
 
     #[test]

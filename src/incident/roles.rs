@@ -350,8 +350,8 @@ pub struct LabelledPerson {
 /// first assignment: "Operations A", "Operations B". Everybody else who appears gets
 /// "Responder A", "Responder B", … in order of first appearance. A person's label in the body of
 /// the post-mortem is the label of the first role they held in [`Role::ALL`] order, else their
-/// responder label. Labels depend only on the order of the inputs, so appending to the history or
-/// the timeline never renames anyone already labelled within a role that stays single-holder.
+/// responder label. The same inputs in the same order always give the same labels, so the
+/// post-mortem can be rebuilt at any time and says the same thing.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PeopleLabels {
     rows: Vec<LabelledPerson>,
