@@ -1,5 +1,5 @@
 //! Composition root: builds the context (clients, store, clock), the workflow runner and the
-//! router, starts the socket, the runner's resume and timers, and the health listener, and runs
+//! handlers' dispatcher, starts the socket, the runner's resume and timers, and the health listener, and runs
 //! incd until shutdown. Nothing but `main.rs` imports this module.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::context::{Ctx, Parts};
-use crate::incident::{ChannelId, UserId};
+use crate::incident::ChannelId;
 use crate::integrations::notion::Notion;
 use crate::integrations::pagerduty::Pager;
 use crate::metrics::Metrics;
@@ -82,7 +82,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     // own Slack client (its own pool and rate gates): `apps.connections.open` uses the app
     // token and must never wait behind a burst of bot-token calls.
     let (sock_tx, sock_rx) = watch::channel(false);
-    let router = Arc::new(crate::router::Router::new(runner.clone()));
+    let dispatcher = Arc::new(crate::handlers::Dispatcher::new(runner.clone()));
     let socket = Arc::new(SocketMode::new(
         Arc::new(SlackApi::new(
             http_client()?,
@@ -91,7 +91,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             ctx.settings.slack.app_token.clone(),
             ctx.metrics.clone(),
         )),
-        router,
+        dispatcher,
         ctx.metrics.clone(),
         ctx.settings.slack.connections,
         keepalive_from_env(),
@@ -105,16 +105,12 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
 
     // Who are we? Validates the bot token early. Slack being unreachable is not fatal (the socket
     // keeps retrying and the id only filters ourselves from invites); a refused token is.
-    match ctx.slack.auth_test().await {
-        Ok((body, _)) => {
-            if let Some(u) = body["user_id"].as_str() {
-                ctx.set_bot_user_id(UserId::from(u));
+    match ctx.slack.whoami().await {
+        Ok(me) => {
+            if let Some(u) = me.user_id {
+                ctx.set_bot_user_id(u);
             }
-            tracing::info!(
-                team = body["team"].as_str().unwrap_or(""),
-                bot = body["user"].as_str().unwrap_or(""),
-                "bot token accepted"
-            );
+            tracing::info!(team = %me.team, bot = %me.user, "bot token accepted");
         }
         Err(e) if e.code().is_some() => {
             stop_socket(&sock_tx);
@@ -187,33 +183,21 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
 async fn ensure_broadcast_membership(ctx: &Ctx) {
     for channel in &ctx.settings.slack.broadcast_channels {
         let channel = ChannelId::from(channel.as_str());
-        let info = match ctx
-            .slack
-            .call_form("conversations.info", &[("channel", channel.as_str())])
-            .await
-        {
+        let info = match ctx.slack.info(&channel).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(channel = %channel, error = %e, "broadcast channel not usable: check the ID and invite the bot (`incd doctor` tells more)");
                 continue;
             }
         };
-        let ch = &info["channel"];
-        if ch["is_member"].as_bool() == Some(true) {
+        if info.is_member {
             continue;
         }
-        if ch["is_private"].as_bool() == Some(true) || ch["is_archived"].as_bool() == Some(true) {
+        if info.is_private || info.is_archived {
             tracing::error!(channel = %channel, "incd is not a member of this private or archived broadcast channel: invite the bot with /invite @incd");
             continue;
         }
-        match ctx
-            .slack
-            .call(
-                "conversations.join",
-                serde_json::json!({"channel": channel}),
-            )
-            .await
-        {
+        match ctx.slack.join(&channel).await {
             Ok(_) => tracing::info!(channel = %channel, "joined broadcast channel"),
             Err(e) => {
                 tracing::error!(channel = %channel, error = %e, "could not join broadcast channel: invite the bot with /invite @incd")

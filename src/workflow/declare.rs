@@ -8,14 +8,14 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use serde_json::json;
 
 use crate::context::Ctx;
 use crate::incident::lifecycle::Transition;
 use crate::incident::naming::draw_name;
 use crate::incident::{ChannelId, Incident, IncidentId, Status, UserId};
 use crate::slack::api::SlackError;
-use crate::slack::messages;
+use crate::slack::ui;
+use crate::slack::web::{CreateChannelError, Method};
 use crate::store::Field;
 use crate::workflow::runner::{retry_call, run_step, Runner, StepOutcome, StepRun, Verdict};
 use crate::workflow::steps::StepKey;
@@ -50,7 +50,7 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
             // Wake integration steps waiting for the channel: none will come.
             ctx.channel_created.notify_waiters();
             integrations::declare_failed(runner, id).await?;
-            let text = messages::declare_failed_reply(&inc.title, &reason);
+            let text = ui::declare_failed_reply(&inc.title, &reason);
             if let Err(e) =
                 retry_call(ctx, &StepKey::Reply, || send_to_reporter(ctx, &inc, &text)).await
             {
@@ -73,15 +73,7 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
                 ctx,
                 id,
                 StepKey::Pin,
-                |_| {
-                    let args = json!({"channel": channel, "timestamp": ts});
-                    async move {
-                        match ctx.slack.call("pins.add", args).await {
-                            Err(e) if e.is_code("already_pinned") => Ok(()),
-                            r => r.map(|_| ()),
-                        }
-                    }
-                },
+                |_| ctx.slack.pin(&channel, &ts),
                 |_| None,
             );
             let (pin, refreshed) = tokio::join!(pin, summary::refresh(ctx, id));
@@ -147,7 +139,8 @@ async fn create_channel(ctx: &Ctx, inc: &mut Incident) -> Result<Result<(), Stri
         let a = run.attempt().await?;
         let name = inc.name.channel_name();
         if a.maybe_applied && !fresh_name {
-            match retry_call(ctx, &key, || find_own_channel(ctx, &name)).await {
+            let bot = ctx.bot_user_id();
+            match retry_call(ctx, &key, || ctx.slack.find_own_channel(&name, bot)).await {
                 Ok(Some(id)) => {
                     tracing::info!(incident = %inc.name, channel = %id, "channel was created by an earlier attempt; adopting it");
                     record_channel(ctx, inc, id).await?;
@@ -162,48 +155,58 @@ async fn create_channel(ctx: &Ctx, inc: &mut Incident) -> Result<Result<(), Stri
             }
         }
         fresh_name = false;
-        let result = ctx
-            .slack
-            .call(
-                "conversations.create",
-                json!({"name": name, "is_private": false}),
-            )
-            .await
-            .and_then(|resp| match resp["channel"]["id"].as_str() {
-                Some(id) => Ok(ChannelId::from(id)),
-                None => Err(SlackError::Transport {
-                    method: "conversations.create".into(),
-                    detail: "the answer had no channel id".into(),
-                }),
-            });
+        let result = match ctx.slack.create_channel(&name).await {
+            Ok(id) => Ok(id),
+            Err(CreateChannelError::NameTaken) => Err(NameTaken),
+            // Created or not, the answer is unusable: look for the channel on the next attempt.
+            Err(e @ CreateChannelError::NoChannelId) => Err(Other(SlackError::Transport {
+                method: Method::ConversationsCreate.name().into(),
+                detail: e.to_string(),
+            })),
+            Err(CreateChannelError::Slack(e)) => Err(Other(e)),
+        };
         match result {
             Ok(id) => {
                 record_channel(ctx, inc, id).await?;
                 run.done(None).await?;
                 return Ok(Ok(()));
             }
-            Err(e) if e.is_code("name_taken") && names_tried + 1 < NAME_ATTEMPTS => {
+            Err(NameTaken) if names_tried + 1 < NAME_ATTEMPTS => {
                 names_tried += 1;
                 let Some(new_name) = new_name(ctx, inc).await? else {
-                    run.failed(&e).await?;
-                    return Ok(Err("no unused incident name left for today".into()));
+                    run.failed(&name_taken()).await?;
+                    return Ok(Err(ui::no_name_left_reason()));
                 };
                 tracing::warn!(old = %inc.name, new = %new_name, "channel name taken in Slack; drawing another");
                 inc.name = new_name;
                 fresh_name = true;
             }
-            Err(e) if e.is_code("name_taken") => {
-                run.failed(&e).await?;
-                return Ok(Err(format!(
-                    "Slack said every name incd tried was taken ({} names)",
-                    names_tried + 1
-                )));
+            Err(NameTaken) => {
+                run.failed(&name_taken()).await?;
+                return Ok(Err(ui::names_taken_reason(names_tried + 1)));
             }
-            Err(e) => match run.failed(&e).await? {
+            Err(Other(e)) => match run.failed(&e).await? {
                 Verdict::Retried => {}
                 Verdict::GaveUp => return Ok(Err(e.human())),
             },
         }
+    }
+}
+
+/// How a `conversations.create` attempt failed.
+enum CreateFailed {
+    NameTaken,
+    Other(SlackError),
+}
+use CreateFailed::{NameTaken, Other};
+
+/// `name_taken` as the permanent error a step records.
+fn name_taken() -> SlackError {
+    SlackError::Api {
+        method: Method::ConversationsCreate.name().into(),
+        code: "name_taken".into(),
+        needed: None,
+        response: serde_json::Value::Null,
     }
 }
 
@@ -238,35 +241,6 @@ async fn new_name(ctx: &Ctx, inc: &Incident) -> Result<Option<crate::incident::I
         };
         if ctx.store.rename_incident(inc.id, &name).await? {
             return Ok(Some(name));
-        }
-    }
-    Ok(None)
-}
-
-/// Find a channel named `name` that the bot created (it is a member of every channel it made).
-async fn find_own_channel(ctx: &Ctx, name: &str) -> Result<Option<ChannelId>, SlackError> {
-    let mut cursor = String::new();
-    for _ in 0..50 {
-        let mut args: Vec<(&str, &str)> = vec![
-            ("types", "public_channel"),
-            ("exclude_archived", "false"),
-            ("limit", "200"),
-        ];
-        if !cursor.is_empty() {
-            args.push(("cursor", &cursor));
-        }
-        let resp = ctx.slack.call_form("users.conversations", &args).await?;
-        let bot = ctx.bot_user_id().map(UserId::as_str);
-        let found = resp["channels"].as_array().into_iter().flatten().find(|c| {
-            c["name"] == name
-                && (bot.is_none() || c.get("creator").is_none() || c["creator"].as_str() == bot)
-        });
-        if let Some(c) = found {
-            return Ok(c["id"].as_str().map(ChannelId::from));
-        }
-        match resp["response_metadata"]["next_cursor"].as_str() {
-            Some(c) if !c.is_empty() => cursor = c.to_string(),
-            _ => return Ok(None),
         }
     }
     Ok(None)
@@ -307,34 +281,14 @@ async fn invite(ctx: &Ctx, inc: &Incident, channel: &ChannelId) -> Result<()> {
 /// Invite everyone; when Slack refuses the batch because of some users, invite the others one by
 /// one so a single bad id never keeps the responders out.
 async fn invite_users(ctx: &Ctx, channel: &ChannelId, users: &[UserId]) -> Result<(), SlackError> {
-    use crate::workflow::runner::Transient;
     let benign = |e: &SlackError| e.is_code("already_in_channel") || e.is_code("cant_invite_self");
-    let all = users
-        .iter()
-        .map(UserId::as_str)
-        .collect::<Vec<_>>()
-        .join(",");
-    match ctx
-        .slack
-        .call(
-            "conversations.invite",
-            json!({"channel": channel, "users": all}),
-        )
-        .await
-    {
+    match ctx.slack.invite(channel, users).await {
         Ok(_) => Ok(()),
         Err(e) if benign(&e) && users.len() == 1 => Ok(()),
         Err(e) if !e.is_transient() && users.len() > 1 => {
             tracing::warn!(error = %e, "batch invite refused; inviting one by one");
             for u in users {
-                match ctx
-                    .slack
-                    .call(
-                        "conversations.invite",
-                        json!({"channel": channel, "users": u}),
-                    )
-                    .await
-                {
+                match ctx.slack.invite(channel, std::slice::from_ref(u)).await {
                     Ok(_) => {}
                     Err(e) if benign(&e) => {}
                     Err(e) if e.is_transient() => return Err(e),
@@ -349,20 +303,12 @@ async fn invite_users(ctx: &Ctx, channel: &ChannelId, users: &[UserId]) -> Resul
 
 async fn set_topic(ctx: &Ctx, inc: &Incident, channel: &ChannelId) -> Result<()> {
     let level = ctx.settings.incidents.severity(inc.severity.as_str());
-    let topic = messages::topic(inc, level, false);
+    let topic = ui::topic(inc, level, false);
     run_step(
         ctx,
         inc.id,
         StepKey::Topic,
-        |_| {
-            let args = json!({"channel": channel, "topic": topic});
-            async move {
-                ctx.slack
-                    .call("conversations.setTopic", args)
-                    .await
-                    .map(|_| ())
-            }
-        },
+        |_| ctx.slack.set_topic(channel, &topic),
         |_| None,
     )
     .await?;
@@ -374,17 +320,13 @@ async fn announce_in(ctx: &Ctx, inc: &Incident, broadcast: ChannelId) -> Result<
     let level = ctx.settings.incidents.severity(inc.severity.as_str());
     let tz = ctx.settings.incidents.timezone;
     let render = || {
-        let (t, b) = messages::announcement(inc, level, tz);
+        let (t, b) = ui::announcement(inc, level, tz);
         (t, Some(b))
     };
     let ts = match post_step(ctx, inc, step.clone(), &broadcast, render, None).await? {
         StepOutcome::Failed(e) if e.is_code("not_in_channel") => {
             // A public channel the bot has not joined yet: join and try once more.
-            let joined = retry_call(ctx, &step, || {
-                ctx.slack
-                    .call("conversations.join", json!({"channel": broadcast}))
-            })
-            .await;
+            let joined = retry_call(ctx, &step, || ctx.slack.join(&broadcast)).await;
             match joined {
                 Ok(_) => {
                     ctx.store.reset_step(inc.id, &step.to_string()).await?;
@@ -409,7 +351,7 @@ async fn announce_in(ctx: &Ctx, inc: &Incident, broadcast: ChannelId) -> Result<
 /// Tell the reporter where the incident lives: ephemeral where they typed the command, else a DM.
 async fn reply_to_reporter(ctx: &Ctx, inc: &Incident) -> Result<()> {
     let current = ctx.store.incident(inc.id).await?;
-    let text = messages::declared_reply(current.as_ref().unwrap_or(inc));
+    let text = ui::declared_reply(current.as_ref().unwrap_or(inc));
     run_step(
         ctx,
         inc.id,
@@ -430,11 +372,5 @@ async fn send_to_reporter(ctx: &Ctx, inc: &Incident, text: &str) -> Result<(), S
             Err(e) => tracing::info!(error = %e, "ephemeral reply not possible; sending a DM"),
         }
     }
-    ctx.slack
-        .call(
-            "chat.postMessage",
-            json!({"channel": inc.reporter, "text": text, "unfurl_links": false}),
-        )
-        .await
-        .map(|_| ())
+    ctx.slack.direct_message(&inc.reporter, text).await
 }

@@ -13,14 +13,14 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use serde_json::json;
 
 use crate::context::Ctx;
 use crate::incident::{ChannelId, Incident, IncidentId, Status};
 use crate::integrations::notion::PostMortem;
 use crate::integrations::pagerduty::PageRef;
 use crate::integrations::{IncidentFacts, IntegrationError, TimelineEntry};
-use crate::slack::messages::{self, Integration};
+use crate::slack::ui::{self, Integration};
+use crate::slack::web::Bookmark;
 use crate::store::{Field, StepState};
 use crate::workflow::runner::{run_step, Next, Runner, StepRun};
 use crate::workflow::steps::{Background, StepKey, Workflow};
@@ -289,11 +289,7 @@ async fn after_success(
                 store.set_field(id, Field::PagerDutyUrl, u).await?;
             }
             store
-                .add_timeline(
-                    id,
-                    ctx.clock.now(),
-                    "On-call engineer paged through PagerDuty",
-                )
+                .add_timeline(id, ctx.clock.now(), ui::TIMELINE_PAGED)
                 .await?;
             page.html_url
         }
@@ -303,7 +299,7 @@ async fn after_success(
                 .await?;
             store.set_field(id, Field::NotionUrl, &pm.url).await?;
             store
-                .add_timeline(id, ctx.clock.now(), "Post-mortem page created in Notion")
+                .add_timeline(id, ctx.clock.now(), ui::TIMELINE_POSTMORTEM)
                 .await?;
             Some(pm.url)
         }
@@ -324,7 +320,7 @@ async fn after_success(
         summary::refresh(ctx, id),
         async {
             if noticed {
-                let text = messages::integration_recovered(integration(b), url.as_deref());
+                let text = ui::integration_recovered(integration(b), url.as_deref());
                 post_step(
                     ctx,
                     inc,
@@ -369,17 +365,17 @@ async fn bookmark(
     let Some(link) = url.filter(|u| u.starts_with("https://") || u.starts_with("http://")) else {
         return Ok(());
     };
-    let title = match integration(b) {
-        Integration::PagerDuty => "PagerDuty incident",
-        Integration::Notion => "Post-mortem (Notion)",
-    };
+    let title = ui::bookmark_title(integration(b));
     run_step(
         ctx,
         inc.id,
         StepKey::Bookmark(b),
         |_| {
-            let args = json!({"channel_id": channel, "title": title, "type": "link", "link": link});
-            async move { ctx.slack.call("bookmarks.add", args).await.map(|_| ()) }
+            ctx.slack.bookmark(Bookmark {
+                channel,
+                title,
+                link,
+            })
         },
         |_| None,
     )
@@ -400,9 +396,9 @@ async fn post_notice(
     let step = b.as_str();
     let minutes = ctx.settings.retry.give_up_after.as_secs().div_ceil(60);
     let (text, blocks) = if gave_up {
-        messages::integration_gave_up(integration(b), reason, inc.id.0, step)
+        ui::integration_gave_up(integration(b), reason, inc.id, step)
     } else {
-        messages::integration_failing(integration(b), reason, minutes, inc.id.0, step)
+        ui::integration_failing(integration(b), reason, minutes, inc.id, step)
     };
     let key = if gave_up {
         StepKey::GaveUp(b)

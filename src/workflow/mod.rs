@@ -23,24 +23,14 @@ use std::time::Duration;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::context::Ctx;
 use crate::incident::{ChannelId, Incident, IncidentId, MessageTs, Status};
 use crate::slack::api::SlackError;
+use crate::slack::web::{Message, Method};
 use runner::{retry_call, run_step, StepOutcome};
 use steps::StepKey;
-
-/// `event_type` of the metadata incd attaches to its messages, to find them again.
-pub const MESSAGE_MARKER: &str = "incd_step";
-
-/// What a message step posts.
-pub(crate) struct Post<'a> {
-    pub channel: &'a ChannelId,
-    pub text: String,
-    pub blocks: Option<Value>,
-    pub thread_ts: Option<&'a MessageTs>,
-}
 
 /// Post a message marked with `(incident, step)` so it can be found again. Returns its `ts`.
 pub(crate) async fn post_once(
@@ -49,30 +39,33 @@ pub(crate) async fn post_once(
     step: &StepKey,
     post: Post<'_>,
 ) -> Result<MessageTs, SlackError> {
-    let mut args = json!({
-        "channel": post.channel,
-        "text": post.text,
-        "unfurl_links": false,
-        "unfurl_media": false,
-        "metadata": {
-            "event_type": MESSAGE_MARKER,
-            "event_payload": {"incident": incident.name.as_str(), "step": step.to_string()}
-        }
-    });
-    if let Some(b) = post.blocks {
-        args["blocks"] = b;
-    }
-    if let Some(t) = post.thread_ts {
-        args["thread_ts"] = json!(t);
-    }
-    let resp = ctx.slack.call("chat.postMessage", args).await?;
-    match resp.get("ts").and_then(Value::as_str) {
-        Some(ts) => Ok(MessageTs::from(ts)),
-        None => Err(SlackError::Transport {
-            method: "chat.postMessage".into(),
+    let step = step.to_string();
+    let ts = ctx
+        .slack
+        .post(Message {
+            channel: post.channel,
+            text: post.text,
+            blocks: post.blocks,
+            thread_ts: post.thread_ts,
+            marker: (incident.name.as_str(), &step),
+        })
+        .await?;
+    if ts.as_str().is_empty() {
+        // Posted, but without its ts it cannot be recorded: look for it on the next attempt.
+        return Err(SlackError::Transport {
+            method: Method::ChatPostMessage.name().into(),
             detail: "the answer had no ts".into(),
-        }),
+        });
     }
+    Ok(ts)
+}
+
+/// What a message step posts.
+pub(crate) struct Post<'a> {
+    pub channel: &'a ChannelId,
+    pub text: String,
+    pub blocks: Option<Value>,
+    pub thread_ts: Option<&'a MessageTs>,
 }
 
 /// Find a message incd posted for `(incident, step)` in `channel` since `since`.
@@ -84,33 +77,9 @@ pub(crate) async fn find_own_message(
     since: DateTime<Utc>,
 ) -> Result<Option<MessageTs>, SlackError> {
     let oldest = format!("{}.000000", (since.timestamp() - 60).max(0));
-    let step = step.to_string();
-    let resp = ctx
-        .slack
-        .call_form(
-            "conversations.history",
-            &[
-                ("channel", channel.as_str()),
-                ("oldest", &oldest),
-                ("limit", "200"),
-                ("include_all_metadata", "true"),
-            ],
-        )
-        .await?;
-    let found = resp
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|m| {
-            let md = &m["metadata"];
-            md["event_type"] == MESSAGE_MARKER
-                && md["event_payload"]["incident"] == incident.name.as_str()
-                && md["event_payload"]["step"] == step.as_str()
-        })
-        .and_then(|m| m.get("ts").and_then(Value::as_str))
-        .map(MessageTs::from);
-    Ok(found)
+    ctx.slack
+        .find_own_message(channel, incident.name.as_str(), &step.to_string(), &oldest)
+        .await
 }
 
 /// Post once for `(incident, step)`: after an unknown outcome, look for the message by its
@@ -197,9 +166,10 @@ pub(crate) async fn wait_for_channel(
 pub(crate) async fn update_message(
     ctx: &Ctx,
     key: &StepKey,
-    args: Value,
+    channel: &ChannelId,
+    ts: &MessageTs,
+    text: &str,
+    blocks: &Value,
 ) -> Result<(), SlackError> {
-    retry_call(ctx, key, || ctx.slack.call("chat.update", args.clone()))
-        .await
-        .map(|_| ())
+    retry_call(ctx, key, || ctx.slack.update(channel, ts, text, blocks)).await
 }

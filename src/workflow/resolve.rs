@@ -5,12 +5,11 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use serde_json::json;
 
 use crate::context::Ctx;
 use crate::incident::lifecycle::Transition;
 use crate::incident::{ChannelId, Incident, IncidentId, MessageTs, Status};
-use crate::slack::messages;
+use crate::slack::ui;
 use crate::workflow::runner::{run_step, Runner};
 use crate::workflow::steps::StepKey;
 use crate::workflow::{integrations, post_step, summary, update_message};
@@ -53,13 +52,9 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
         id,
         StepKey::ResolveTopic,
         |_| {
-            let args = json!({"channel": channel, "topic": messages::topic(&inc, level, true)});
-            async move {
-                ctx.slack
-                    .call("conversations.setTopic", args)
-                    .await
-                    .map(|_| ())
-            }
+            let topic = ui::topic(&inc, level, true);
+            let channel = &channel;
+            async move { ctx.slack.set_topic(channel, &topic).await }
         },
         |_| None,
     );
@@ -80,7 +75,7 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
         StepKey::Resolution,
         &channel,
         || {
-            let (t, b) = messages::resolution_post(&inc, tz);
+            let (t, b) = ui::resolution_post(&inc, tz);
             (t, Some(b))
         },
         None,
@@ -117,27 +112,17 @@ async fn rename(ctx: &Ctx, inc: &Incident, channel: &ChannelId) -> Result<()> {
         |_| {
             let target = target.clone();
             async move {
-                let r = ctx
-                    .slack
-                    .call(
-                        "conversations.rename",
-                        json!({"channel": channel, "name": target}),
-                    )
-                    .await;
-                match r {
+                match ctx.slack.rename(channel, &target).await {
                     Err(e) if e.is_code("name_taken") => {
                         // Already renamed by an earlier attempt?
-                        let info = ctx
-                            .slack
-                            .call_form("conversations.info", &[("channel", channel.as_str())])
-                            .await?;
-                        if info["channel"]["name"] == target.as_str() {
+                        let info = ctx.slack.info(channel).await?;
+                        if info.name.as_deref() == Some(target.as_str()) {
                             Ok(())
                         } else {
                             Err(e)
                         }
                     }
-                    r => r.map(|_| ()),
+                    r => r,
                 }
             }
         },
@@ -161,10 +146,9 @@ async fn update_announcement(
         inc.id,
         update_key.clone(),
         |_| {
-            let (text, blocks) = messages::announcement(inc, level, tz);
-            let args = json!({"channel": broadcast, "ts": ts, "text": text, "blocks": blocks});
+            let (text, blocks) = ui::announcement(inc, level, tz);
             let key = &update_key;
-            async move { update_message(ctx, key, args).await }
+            async move { update_message(ctx, key, broadcast, ts, &text, &blocks).await }
         },
         |_: &()| None,
     );
@@ -173,7 +157,7 @@ async fn update_announcement(
         inc,
         StepKey::AnnounceReply(broadcast.clone()),
         broadcast,
-        || (messages::announcement_resolved_reply(inc), None),
+        || (ui::announcement_resolved_reply(inc), None),
         Some(ts),
     );
     let (u, r) = tokio::join!(update, reply);

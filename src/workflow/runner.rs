@@ -44,15 +44,6 @@ use crate::workflow::steps::{StepKey, Workflow};
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often a running workflow renews its lease (well inside [`LEASE_TTL`]).
 const LEASE_RENEW: Duration = Duration::from_secs(10);
-/// Slack error codes that mean "try again": Slack's own trouble, not a refusal.
-pub const TRANSIENT_SLACK_CODES: &[&str] = &[
-    "internal_error",
-    "fatal_error",
-    "service_unavailable",
-    "request_timeout",
-    "ratelimited",
-];
-
 /// Whether an error is worth retrying, and how soon the service allows it.
 pub trait Transient {
     fn is_transient(&self) -> bool;
@@ -63,11 +54,9 @@ pub trait Transient {
 }
 
 impl Transient for SlackError {
+    /// Slack's own classification ([`SlackError::is_transient`]).
     fn is_transient(&self) -> bool {
-        match self {
-            SlackError::Transport { .. } => true,
-            SlackError::Api { code, .. } => TRANSIENT_SLACK_CODES.contains(&code.as_str()),
-        }
+        SlackError::is_transient(self)
     }
 }
 
@@ -763,14 +752,14 @@ pub(crate) mod tests {
 
     fn transport() -> SlackError {
         SlackError::Transport {
-            method: "chat.postMessage".into(),
+            method: crate::slack::web::Method::ChatPostMessage.name().into(),
             detail: "HTTP 503".into(),
         }
     }
 
     fn refused(code: &str) -> SlackError {
         SlackError::Api {
-            method: "chat.postMessage".into(),
+            method: crate::slack::web::Method::ChatPostMessage.name().into(),
             code: code.into(),
             needed: None,
             response: serde_json::Value::Null,
@@ -973,10 +962,15 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn slack_errors_are_transient_only_for_slack_trouble() {
-        assert!(transport().is_transient());
-        for code in TRANSIENT_SLACK_CODES {
-            assert!(refused(code).is_transient(), "{code}");
+    fn the_runner_retries_what_slack_calls_transient() {
+        assert!(Transient::is_transient(&transport()));
+        for code in [
+            "internal_error",
+            "fatal_error",
+            "service_unavailable",
+            "request_timeout",
+        ] {
+            assert!(Transient::is_transient(&refused(code)), "{code}");
         }
         for code in [
             "name_taken",
@@ -984,7 +978,7 @@ pub(crate) mod tests {
             "not_in_channel",
             "invalid_auth",
         ] {
-            assert!(!refused(code).is_transient(), "{code}");
+            assert!(!Transient::is_transient(&refused(code)), "{code}");
         }
     }
 

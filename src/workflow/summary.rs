@@ -8,11 +8,10 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
-use serde_json::json;
 
 use crate::context::Ctx;
 use crate::incident::{ChannelId, Incident, IncidentId, MessageTs};
-use crate::slack::messages;
+use crate::slack::ui;
 use crate::store::Field;
 use crate::workflow::steps::StepKey;
 use crate::workflow::{post_step, update_message};
@@ -31,7 +30,7 @@ pub type Summaries = std::sync::Mutex<HashMap<IncidentId, SummaryState>>;
 
 fn render(ctx: &Ctx, inc: &Incident) -> (String, serde_json::Value) {
     let level = ctx.settings.incidents.severity(inc.severity.as_str());
-    messages::summary(
+    ui::summary(
         inc,
         level,
         ctx.settings.incidents.timezone,
@@ -124,8 +123,16 @@ async fn send_latest(ctx: &Ctx, id: IncidentId) -> Result<()> {
     if unchanged {
         return Ok(());
     }
-    let args = json!({"channel": channel, "ts": ts, "text": rendered.0, "blocks": rendered.1});
-    match update_message(ctx, &StepKey::Summary, args).await {
+    match update_message(
+        ctx,
+        &StepKey::Summary,
+        &channel,
+        &ts,
+        &rendered.0,
+        &rendered.1,
+    )
+    .await
+    {
         Ok(()) => {
             ctx.summaries
                 .lock()
