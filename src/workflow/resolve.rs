@@ -10,7 +10,7 @@ use crate::context::Ctx;
 use crate::incident::lifecycle::Transition;
 use crate::incident::{ChannelId, Incident, IncidentId, MessageTs, Status};
 use crate::slack::ui;
-use crate::workflow::runner::{run_step, Runner};
+use crate::workflow::runner::{run_step, Runner, StepRun, Verdict};
 use crate::workflow::steps::StepKey;
 use crate::workflow::{integrations, post_step, summary, update_message};
 
@@ -58,16 +58,22 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
         },
         |_| None,
     );
+    // The summary renders from the store: the update Slack took is the effect.
     let summary = async {
-        // The summary renders from the store: refreshing it is the effect.
-        let s = StepKey::ResolveSummary;
-        let mut run = crate::workflow::runner::StepRun::load(ctx, id, s).await?;
-        if !run.is_done() {
-            run.attempt().await?;
-            summary::refresh(ctx, id).await?;
-            run.done(None).await?;
+        let mut run = StepRun::load(ctx, id, StepKey::ResolveSummary).await?;
+        if run.is_done() {
+            return Ok(());
         }
-        Ok::<(), anyhow::Error>(())
+        loop {
+            run.attempt().await?;
+            match summary::refresh_checked(ctx, id).await? {
+                Ok(()) => return run.done(None).await,
+                Err(e) => match run.failed(&e).await? {
+                    Verdict::Retried => {}
+                    Verdict::GaveUp => return Ok::<(), anyhow::Error>(()),
+                },
+            }
+        }
     };
     let post = post_step(
         ctx,

@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use crate::context::Ctx;
 use crate::incident::{ChannelId, Incident, IncidentId, MessageTs};
+use crate::slack::api::SlackError;
 use crate::slack::ui;
 use crate::store::Field;
 use crate::workflow::steps::StepKey;
@@ -78,16 +79,24 @@ pub async fn post(ctx: &Ctx, id: IncidentId, channel: &ChannelId) -> Result<Opti
     Ok(Some(ts))
 }
 
-/// Bring the posted summary in line with the store (after links arrive, or on resolve). A
-/// Slack failure is logged (the next refresh renders the latest state again); a store failure
-/// is returned.
+/// Bring the posted summary in line with the store (after links arrive). A Slack failure is
+/// logged (the next refresh renders the latest state again); a store failure is returned.
 pub async fn refresh(ctx: &Ctx, id: IncidentId) -> Result<()> {
+    if let Err(e) = refresh_checked(ctx, id).await? {
+        tracing::warn!(incident_id = %id, error = %e, "could not update the pinned summary");
+    }
+    Ok(())
+}
+
+/// [`refresh`], telling whether Slack took the update (for a step whose effect it is). While
+/// another refresh is in flight this one only asks it to render again, and counts as done.
+pub async fn refresh_checked(ctx: &Ctx, id: IncidentId) -> Result<Result<(), SlackError>> {
     {
         let mut m = ctx.summaries.lock().unwrap_or_else(|p| p.into_inner());
         let st = m.entry(id).or_default();
         if st.in_flight {
             st.dirty = true;
-            return Ok(());
+            return Ok(Ok(()));
         }
         st.in_flight = true;
     }
@@ -95,7 +104,7 @@ pub async fn refresh(ctx: &Ctx, id: IncidentId) -> Result<()> {
         let sent = send_latest(ctx, id).await;
         let mut m = ctx.summaries.lock().unwrap_or_else(|p| p.into_inner());
         let st = m.entry(id).or_default();
-        if st.dirty && sent.is_ok() {
+        if st.dirty && matches!(sent, Ok(Ok(()))) {
             st.dirty = false;
             continue;
         }
@@ -104,12 +113,12 @@ pub async fn refresh(ctx: &Ctx, id: IncidentId) -> Result<()> {
     }
 }
 
-async fn send_latest(ctx: &Ctx, id: IncidentId) -> Result<()> {
+async fn send_latest(ctx: &Ctx, id: IncidentId) -> Result<Result<(), SlackError>> {
     let Some(inc) = ctx.store.incident(id).await? else {
-        return Ok(());
+        return Ok(Ok(()));
     };
     let (Some(channel), Some(ts)) = (inc.channel_id.clone(), inc.summary_ts.clone()) else {
-        return Ok(()); // not posted yet: the poster renders the latest state
+        return Ok(Ok(())); // not posted yet: the poster renders the latest state
     };
     let rendered = render(ctx, &inc);
     let k = key(&rendered);
@@ -121,9 +130,9 @@ async fn send_latest(ctx: &Ctx, id: IncidentId) -> Result<()> {
         .and_then(|s| s.last_sent.as_ref())
         .is_some_and(|last| *last == k);
     if unchanged {
-        return Ok(());
+        return Ok(Ok(()));
     }
-    match update_message(
+    let sent = update_message(
         ctx,
         &StepKey::Summary,
         &channel,
@@ -131,19 +140,14 @@ async fn send_latest(ctx: &Ctx, id: IncidentId) -> Result<()> {
         &rendered.0,
         &rendered.1,
     )
-    .await
-    {
-        Ok(()) => {
-            ctx.summaries
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(id)
-                .or_default()
-                .last_sent = Some(k);
-        }
-        Err(e) => {
-            tracing::warn!(incident = %inc.name, error = %e, "could not update the pinned summary")
-        }
+    .await;
+    if sent.is_ok() {
+        ctx.summaries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_default()
+            .last_sent = Some(k);
     }
-    Ok(())
+    Ok(sent)
 }
