@@ -23,9 +23,6 @@ use crate::workflow::runner::Runner;
 
 /// How long shutdown waits for in-flight steps before leaving the rest to the next start.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Lease owner name when `INCD_INSTANCE` is not set. Each replica sharing one database needs
-/// its own name; a restarted process with the same name takes its own leases back at once.
-const DEFAULT_INSTANCE: &str = "incd";
 
 /// Build the shared context from settings; opens (and migrates) the store.
 fn build_ctx(settings: Settings) -> Result<Ctx> {
@@ -72,11 +69,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
         "starting incd"
     );
     let ctx = Arc::new(build_ctx(settings)?);
-    let instance = std::env::var("INCD_INSTANCE")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_INSTANCE.to_string());
-    let runner = Runner::new(ctx.clone(), instance);
+    let runner = Runner::new(ctx.clone(), ctx.settings.instance.clone());
 
     // Connect at once; the token check below runs while the socket opens. The socket has its
     // own Slack client (its own pool and rate gates): `apps.connections.open` uses the app

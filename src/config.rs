@@ -64,6 +64,10 @@ pub struct Settings {
     pub slack: SlackSettings,
     pub incidents: IncidentSettings,
     pub data_dir: PathBuf,
+    /// This process's name as a lease owner in the store (`INCD_INSTANCE`, default `incd`).
+    /// Replicas sharing one database need distinct names; a restart under the same name takes
+    /// its own unfinished work back at once.
+    pub instance: String,
     pub pagerduty: Option<PagerDutySettings>,
     pub notion: Option<NotionSettings>,
     /// Local listener for `/healthz` and `/metrics`; off when `None`.
@@ -223,6 +227,7 @@ struct FileIncidents {
 #[serde(deny_unknown_fields)]
 struct FileStore {
     data_dir: Option<PathBuf>,
+    instance: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -503,6 +508,20 @@ fn build(
         .map(PathBuf::from)
         .or(file.store.data_dir)
         .unwrap_or_else(|| PathBuf::from("./data"));
+    let instance = non_empty(env, "INCD_INSTANCE")
+        .map(str::to_string)
+        .or(file.store.instance)
+        .unwrap_or_else(|| "incd".to_string());
+    if instance.is_empty()
+        || instance.len() > 64
+        || !instance
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        problems.push(format!(
+            "INCD_INSTANCE / store.instance '{instance}': use 1-64 letters, digits, '-', '_' or '.'"
+        ));
+    }
 
     // PagerDuty
     let pagerduty = build_pagerduty(file.pagerduty, env, &mut problems);
@@ -564,6 +583,7 @@ fn build(
             animals,
         },
         data_dir,
+        instance,
         pagerduty,
         notion,
         http_addr,
@@ -788,6 +808,18 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("./data"));
         assert_eq!(s.incidents.severities.len(), 4);
         assert!(s.pagerduty.is_none() && s.notion.is_none() && s.http_addr.is_none());
+    }
+
+    #[test]
+    fn the_instance_name_defaults_and_refuses_what_cannot_be_a_lease_owner() {
+        assert_eq!(load(&minimal()).unwrap().instance, "incd");
+        let mut named = minimal();
+        named.push(("INCD_INSTANCE", "incd-2.eu"));
+        assert_eq!(load(&named).unwrap().instance, "incd-2.eu");
+        let mut bad = minimal();
+        bad.push(("INCD_INSTANCE", "two words"));
+        let e = load(&bad).unwrap_err();
+        assert!(e.to_string().contains("INCD_INSTANCE"), "{e}");
     }
 
     #[test]
