@@ -639,14 +639,41 @@ impl Runner {
                 "took back the leases of this instance's previous run"
             );
         }
-        let unfinished = self.ctx.store.unfinished().await?;
-        let n = unfinished.len();
-        for inc in unfinished {
-            let pending = self.ctx.store.pending_steps(inc.id).await?;
-            let plan = resume_plan(inc.status, &pending)
-                .with_context(|| format!("planning the resume of incident {}", inc.name))?;
-            tracing::info!(incident = %inc.name, status = inc.status.as_str(), workflows = ?plan, "resuming unfinished work");
-            let (chain, background): (Vec<Workflow>, Vec<Workflow>) = plan
+        self.rescan().await
+    }
+
+    /// Start every unfinished workflow that is not running here: work left by a process that
+    /// died (its leases expired; a live one keeps its work by its leases) or stopped by an error.
+    /// An incident whose plan cannot be read is reported and skipped, never the others with it.
+    /// Returns how many incidents got work started.
+    pub async fn rescan(self: &Arc<Self>) -> Result<usize> {
+        let mut started = 0;
+        for inc in self.ctx.store.unfinished().await? {
+            let plan = match self
+                .ctx
+                .store
+                .pending_steps(inc.id)
+                .await
+                .and_then(|pending| resume_plan(inc.status, &pending))
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(incident = %inc.name, error = format!("{e:#}"), "cannot plan this incident's unfinished work; skipping it");
+                    continue;
+                }
+            };
+            let idle: Vec<Workflow> = {
+                let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                plan.into_iter()
+                    .filter(|w| !running.contains(&(inc.id, *w)))
+                    .collect()
+            };
+            if idle.is_empty() {
+                continue;
+            }
+            started += 1;
+            tracing::info!(incident = %inc.name, status = inc.status.as_str(), workflows = ?idle, "resuming unfinished work");
+            let (chain, background): (Vec<Workflow>, Vec<Workflow>) = idle
                 .into_iter()
                 .partition(|w| matches!(w, Workflow::Declare | Workflow::Resolve));
             if !chain.is_empty() {
@@ -656,7 +683,7 @@ impl Runner {
                 self.start(inc.id, w);
             }
         }
-        Ok(n)
+        Ok(started)
     }
 }
 
@@ -999,6 +1026,39 @@ pub(crate) mod tests {
         );
         assert_eq!(resume_plan(Status::Open, &[]).unwrap(), vec![]);
         assert!(resume_plan(Status::Open, &["bogus".to_string()]).is_err());
+    }
+
+    #[tokio::test]
+    async fn one_unreadable_incident_never_keeps_the_others_from_resuming() {
+        let (runner, clock) = test_runner();
+        let ctx = runner.ctx().clone();
+        let broken = incident(&ctx, "20261201-calm-otter").await;
+        let fine = incident(&ctx, "20261201-brisk-heron").await;
+        for id in [broken, fine] {
+            ctx.store
+                .transition(id, crate::incident::lifecycle::Transition::Declared)
+                .await
+                .unwrap();
+        }
+        ctx.store
+            .set_step(
+                broken,
+                "a-step-from-the-future",
+                StepState::Started,
+                None,
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        ctx.store
+            .set_step(broken, "page", StepState::Started, None, clock.now())
+            .await
+            .unwrap();
+        ctx.store
+            .set_step(fine, "page", StepState::Started, None, clock.now())
+            .await
+            .unwrap();
+        assert_eq!(runner.rescan().await.unwrap(), 1, "only the readable one");
     }
 
     #[tokio::test]

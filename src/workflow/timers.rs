@@ -140,14 +140,28 @@ async fn fire(runner: &Arc<Runner>, id: IncidentId, kind: TimerKind) -> Result<F
     }
 }
 
-/// Fire due timers until shutdown.
+/// How often the scheduler also looks for unfinished work nobody runs (a dead replica's, once
+/// its leases expired, or a workflow stopped by an error).
+pub const RESCAN_EVERY: Duration = Duration::from_secs(60);
+
+/// Fire due timers until shutdown, and rescan for unfinished work every [`RESCAN_EVERY`].
 pub async fn run_scheduler(runner: Arc<Runner>, mut shutdown: watch::Receiver<bool>) {
+    let mut last_scan = tokio::time::Instant::now();
     loop {
         if let Err(e) = fire_due(&runner).await {
             tracing::error!(
                 error = format!("{e:#}"),
                 "firing timers failed; trying again"
             );
+        }
+        if last_scan.elapsed() >= RESCAN_EVERY {
+            last_scan = tokio::time::Instant::now();
+            if let Err(e) = runner.rescan().await {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "looking for unfinished work failed; trying again"
+                );
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
