@@ -114,10 +114,14 @@ enum Outcome {
 /// Run one background step to its end (the runner calls this under the step's lease).
 pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<()> {
     let ctx: &Ctx = runner.ctx();
+    let mut run = StepRun::load(ctx, id, StepKey::Background(b)).await?;
     if !configured(ctx, b) {
+        // Left unfinished while the integration was configured: not needed any more.
+        if run.prior().is_some_and(|s| s.state.is_unfinished()) {
+            return run.skip("the integration is not configured any more").await;
+        }
         return Ok(());
     }
-    let mut run = StepRun::load(ctx, id, StepKey::Background(b)).await?;
     if run.prior().is_some_and(|s| {
         matches!(
             s.state,

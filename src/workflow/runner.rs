@@ -1059,6 +1059,25 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(runner.rescan().await.unwrap(), 1, "only the readable one");
+        // PagerDuty is not configured here: the resumed page step ends as not needed, so the
+        // next rescan finds nothing to do.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while step(
+            &ctx,
+            fine,
+            &StepKey::Background(crate::workflow::steps::Background::Page),
+        )
+        .await
+        .state
+            != StepState::Skipped
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the page step was not resumed"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(runner.rescan().await.unwrap(), 0);
     }
 
     #[tokio::test]
