@@ -25,10 +25,10 @@ use crate::workflow::runner::Runner;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Build the shared context from settings; opens (and migrates) the store.
-fn build_ctx(settings: Settings) -> Result<Ctx> {
+async fn build_ctx(settings: Settings) -> Result<Ctx> {
     let metrics = Arc::new(Metrics::new());
     let http = http_client()?;
-    let store = Store::open(&settings.data_dir)?;
+    let store = Store::from_settings(&settings).await?;
     let mut slack = SlackApi::new(
         http.clone(),
         &settings.slack.api_url,
@@ -36,9 +36,9 @@ fn build_ctx(settings: Settings) -> Result<Ctx> {
         settings.slack.app_token.clone(),
         metrics.clone(),
     );
-    if let Some(spacing) = env_ms("INCD_SLACK_POST_SPACING_MS") {
-        slack = slack.with_post_spacing(spacing);
-    }
+    // Replicas share Slack's per-channel budget: each takes its share.
+    let spacing = env_ms("INCD_SLACK_POST_SPACING_MS").unwrap_or(crate::slack::api::POST_SPACING);
+    slack = slack.with_post_spacing(spacing * settings.replicas);
     let pager = settings
         .pagerduty
         .clone()
@@ -66,9 +66,11 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
         broadcast_channels = settings.slack.broadcast_channels.len(),
         integrations = %settings.integrations_summary(),
         data_dir = %settings.data_dir.display(),
+        store = if settings.database_url.is_some() { "postgres" } else { "sqlite" },
+        instance = %settings.instance,
         "starting incd"
     );
-    let ctx = Arc::new(build_ctx(settings)?);
+    let ctx = Arc::new(build_ctx(settings).await?);
     let runner = Runner::new(ctx.clone(), ctx.settings.instance.clone());
 
     // Connect at once; the token check below runs while the socket opens. The socket has its

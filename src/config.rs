@@ -68,6 +68,14 @@ pub struct Settings {
     /// Replicas sharing one database need distinct names; a restart under the same name takes
     /// its own unfinished work back at once.
     pub instance: String,
+    /// `INCD_DATABASE_URL` (`postgres://…`): the shared PostgreSQL database of several
+    /// replicas. `None`: the embedded SQLite store in `data_dir`. A secret (it may hold a
+    /// password), so environment only and never printed.
+    pub database_url: Option<Secret>,
+    /// `INCD_REPLICAS` (default 1): how many replicas share the database. Each one divides the
+    /// per-channel message budget by it, so a burst spread over replicas stays within Slack's
+    /// limit instead of drawing 429s.
+    pub replicas: u32,
     pub pagerduty: Option<PagerDutySettings>,
     pub notion: Option<NotionSettings>,
     /// Local listener for `/healthz` and `/metrics`; off when `None`.
@@ -523,6 +531,31 @@ fn build(
         ));
     }
 
+    let database_url = non_empty(env, "INCD_DATABASE_URL").map(Secret::new);
+    if let Some(url) = &database_url {
+        if let Err(e) = crate::store::postgres::parse_url(url.expose()) {
+            problems.push(format!("INCD_DATABASE_URL: {e}"));
+        }
+    }
+
+    let replicas = match non_empty(env, "INCD_REPLICAS") {
+        None => 1,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_CONNECTIONS as u32).contains(&n) => n,
+            _ => {
+                problems.push(format!(
+                    "INCD_REPLICAS must be between 1 and {MAX_CONNECTIONS} (each replica needs a Socket Mode connection)"
+                ));
+                1
+            }
+        },
+    };
+    if replicas > 1 && database_url.is_none() {
+        problems.push(
+            "INCD_REPLICAS is above 1 but INCD_DATABASE_URL is not set: replicas must share one PostgreSQL database".into(),
+        );
+    }
+
     // PagerDuty
     let pagerduty = build_pagerduty(file.pagerduty, env, &mut problems);
     let notion = build_notion(file.notion, env, &mut problems);
@@ -584,6 +617,8 @@ fn build(
         },
         data_dir,
         instance,
+        database_url,
+        replicas,
         pagerduty,
         notion,
         http_addr,

@@ -52,7 +52,8 @@ async fn healthz(State(h): State<Health>) -> impl IntoResponse {
     let live = h.metrics.live_connections.load(Ordering::SeqCst);
     let writable = h.store.is_writable().await;
     let body = format!(
-        "{{\"socket_connections\":{live},\"store_writable\":{writable},\"status\":\"{}\"}}\n",
+        "{{\"socket_connections\":{live},\"store\":\"{}\",\"store_writable\":{writable},\"status\":\"{}\"}}\n",
+        h.store.backend_name(),
         if live > 0 && writable {
             "ok"
         } else {

@@ -14,7 +14,7 @@
 //!   durable timers, and declare and resolve as resumable steps.
 //! - [`incident`]: the domain (no I/O): incidents, names, severities, lifecycle, text safety.
 //! - [`integrations`]: narrow PagerDuty and Notion clients shaped by the domain.
-//! - [`store`]: the async store API over SQLite (a small connection pool, an intent lane),
+//! - [`store`]: the async store API over SQLite (a small connection pool, an intent lane) or PostgreSQL,
 //!   leases and timers; all SQL lives there.
 //! - [`doctor`]: `incd doctor`, the configuration checklist against the real services.
 //! - [`http`]: optional `/healthz` and `/metrics` listener.

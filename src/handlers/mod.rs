@@ -89,6 +89,10 @@ async fn dispatch(
                 if app.is_shutting_down() {
                     return Handled::reply(Some(ui::restarting()));
                 }
+                if !first_delivery(app, "command", &c.trigger_id).await {
+                    tracing::info!("redelivered command dropped");
+                    return Handled::default();
+                }
                 match c.command.as_str() {
                     DECLARE_COMMAND => declare::on_command(app, c, received),
                     RESOLVE_COMMAND => resolve::on_command(app, c, received).await,
@@ -103,12 +107,21 @@ async fn dispatch(
                     Ok(Handled::default())
                 }
             },
-            Inbound::BlockAction(a) => retry::on_actions(app, a),
+            Inbound::BlockAction(a) => {
+                if !first_delivery(app, "action", &a.trigger_id).await {
+                    tracing::info!("redelivered button press dropped");
+                    return Handled::default();
+                }
+                retry::on_actions(app, a)
+            }
             Inbound::Event(e) => {
+                // This process's memory answers most redeliveries; the store answers for
+                // deliveries that went to another replica.
                 let first = events
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .first_time(&e.event_id);
+                    .first_time(&e.event_id)
+                    && first_delivery(app, "event", &e.event_id).await;
                 events::on_event(e, first)
             }
             Inbound::Shortcut(s) => {
@@ -130,6 +143,32 @@ async fn dispatch(
     }
     .instrument(span)
     .await
+}
+
+/// Whether this is the first delivery of `kind:key` that any process (or replica) took, by the
+/// store's record. Slack redelivers to any open connection of the app, so process memory alone
+/// cannot tell. An empty key cannot be recognised (first). When the store cannot say, the
+/// delivery is handled: what it records is keyed again (submission and resolve keys), and a
+/// form opened twice is harmless.
+async fn first_delivery(app: &Arc<Runner>, kind: &str, key: &str) -> bool {
+    if key.is_empty() {
+        return true;
+    }
+    let ctx = app.ctx();
+    match ctx
+        .store
+        .first_delivery(&format!("{kind}:{key}"), ctx.clock.now())
+        .await
+    {
+        Ok(first) => first,
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "could not check for a redelivery; handling it"
+            );
+            true
+        }
+    }
 }
 
 impl EnvelopeHandler for Dispatcher {

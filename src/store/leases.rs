@@ -29,6 +29,9 @@ impl Store {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.claim_lease(key, owner, now, until).await;
+        }
         let (key, owner) = (key.to_string(), owner.to_string());
         self.with(Lane::General, move |c| {
             let n = c
@@ -45,6 +48,9 @@ impl Store {
 
     /// Give `key` up (only when `owner` holds it).
     pub async fn release_lease(&self, key: &str, owner: &str) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.release_lease(key, owner).await;
+        }
         let (key, owner) = (key.to_string(), owner.to_string());
         self.with(Lane::General, move |c| {
             c.prepare_cached("DELETE FROM leases WHERE key = ?1 AND owner = ?2")?
@@ -57,6 +63,9 @@ impl Store {
     /// Give up every lease of `owner`: a restarted instance frees what its previous life held,
     /// so its own unfinished work resumes at once instead of after the leases expire.
     pub async fn release_leases_of(&self, owner: &str) -> Result<usize> {
+        if let Some(pg) = self.pg() {
+            return pg.release_leases_of(owner).await;
+        }
         let owner = owner.to_string();
         self.with(Lane::General, move |c| {
             Ok(c.prepare_cached("DELETE FROM leases WHERE owner = ?1")?
@@ -67,6 +76,9 @@ impl Store {
 
     /// The current holder of `key`, expired or not.
     pub async fn lease(&self, key: &str) -> Result<Option<Lease>> {
+        if let Some(pg) = self.pg() {
+            return pg.lease(key).await;
+        }
         let key = key.to_string();
         self.with(Lane::General, move |c| {
             use rusqlite::OptionalExtension;
@@ -90,6 +102,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::each_backend;
     use chrono::TimeZone;
 
     fn t(secs: i64) -> DateTime<Utc> {
@@ -98,32 +111,36 @@ mod tests {
 
     #[tokio::test]
     async fn a_held_lease_refuses_another_owner_until_it_expires() {
-        let s = Store::in_memory().unwrap();
-        assert!(s.claim_lease("declare:1", "a", t(0), t(30)).await.unwrap());
-        assert!(!s.claim_lease("declare:1", "b", t(10), t(40)).await.unwrap());
-        assert_eq!(s.lease("declare:1").await.unwrap().unwrap().owner, "a");
-        // The holder renews.
-        assert!(s.claim_lease("declare:1", "a", t(20), t(50)).await.unwrap());
-        assert!(!s.claim_lease("declare:1", "b", t(40), t(70)).await.unwrap());
-        // a died and stopped renewing: b takes over after expiry.
-        assert!(s.claim_lease("declare:1", "b", t(50), t(80)).await.unwrap());
-        let l = s.lease("declare:1").await.unwrap().unwrap();
-        assert_eq!((l.owner.as_str(), l.expires_at), ("b", t(80)));
-        // a cannot release what b holds now.
-        s.release_lease("declare:1", "a").await.unwrap();
-        assert!(s.lease("declare:1").await.unwrap().is_some());
-        s.release_lease("declare:1", "b").await.unwrap();
-        assert!(s.lease("declare:1").await.unwrap().is_none());
+        each_backend(|s| async move {
+            assert!(s.claim_lease("declare:1", "a", t(0), t(30)).await.unwrap());
+            assert!(!s.claim_lease("declare:1", "b", t(10), t(40)).await.unwrap());
+            assert_eq!(s.lease("declare:1").await.unwrap().unwrap().owner, "a");
+            // The holder renews.
+            assert!(s.claim_lease("declare:1", "a", t(20), t(50)).await.unwrap());
+            assert!(!s.claim_lease("declare:1", "b", t(40), t(70)).await.unwrap());
+            // a died and stopped renewing: b takes over after expiry.
+            assert!(s.claim_lease("declare:1", "b", t(50), t(80)).await.unwrap());
+            let l = s.lease("declare:1").await.unwrap().unwrap();
+            assert_eq!((l.owner.as_str(), l.expires_at), ("b", t(80)));
+            // a cannot release what b holds now.
+            s.release_lease("declare:1", "a").await.unwrap();
+            assert!(s.lease("declare:1").await.unwrap().is_some());
+            s.release_lease("declare:1", "b").await.unwrap();
+            assert!(s.lease("declare:1").await.unwrap().is_none());
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn a_restarted_owner_frees_its_previous_leases_at_once() {
-        let s = Store::in_memory().unwrap();
-        assert!(s.claim_lease("page:1", "a", t(0), t(30)).await.unwrap());
-        assert!(s.claim_lease("page:2", "a", t(0), t(30)).await.unwrap());
-        assert!(s.claim_lease("page:3", "b", t(0), t(30)).await.unwrap());
-        assert_eq!(s.release_leases_of("a").await.unwrap(), 2);
-        assert!(s.claim_lease("page:1", "c", t(1), t(31)).await.unwrap());
-        assert!(!s.claim_lease("page:3", "c", t(1), t(31)).await.unwrap());
+        each_backend(|s| async move {
+            assert!(s.claim_lease("page:1", "a", t(0), t(30)).await.unwrap());
+            assert!(s.claim_lease("page:2", "a", t(0), t(30)).await.unwrap());
+            assert!(s.claim_lease("page:3", "b", t(0), t(30)).await.unwrap());
+            assert_eq!(s.release_leases_of("a").await.unwrap(), 2);
+            assert!(s.claim_lease("page:1", "c", t(1), t(31)).await.unwrap());
+            assert!(!s.claim_lease("page:3", "c", t(1), t(31)).await.unwrap());
+        })
+        .await;
     }
 }

@@ -14,10 +14,22 @@
 //! Coordination that a second process could take over lives here too: leases ([`leases`]) and
 //! durable timers ([`timers`]). A stored value this incd cannot read (an unknown status or step
 //! state, a malformed time) is an error, never a silent default.
+//!
+//! **Two backends.** [`Store`] is either this embedded SQLite database or PostgreSQL
+//! ([`postgres`], `INCD_DATABASE_URL`, for several replicas). Every public method begins with
+//! `if let Some(pg) = self.pg() { return pg.<same method>(…).await; }` and goes on with the
+//! SQLite code; the PostgreSQL code of `store/<file>.rs` is in `store/postgres/<file>.rs`. A
+//! method written only for SQLite (through [`Store::with`]) fails on PostgreSQL with an error
+//! naming the gap, never silently.
 
+mod deliveries;
+mod fence;
 mod leases;
+pub mod postgres;
 mod timers;
 
+pub use deliveries::DELIVERY_MEMORY;
+pub use fence::{fenced, Fence, LeaseLost};
 pub use leases::Lease;
 pub use timers::{NewTimer, Timer};
 
@@ -112,6 +124,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX timers_due ON timers(state, due_at);
     "#,
+    // 4: inbound deliveries already taken (events, submissions, commands, actions), so a
+    // redelivery is recognised by whichever process (or replica) gets it. Times: unix ms.
+    r#"
+    CREATE TABLE inbound_seen (
+        key     TEXT PRIMARY KEY,
+        seen_at INTEGER NOT NULL
+    );
+    CREATE INDEX inbound_seen_at ON inbound_seen(seen_at);
+    "#,
 ];
 
 /// State of one recorded workflow step.
@@ -129,7 +150,7 @@ pub enum StepState {
 }
 
 impl StepState {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StepState::Started => "started",
             StepState::Done => "done",
@@ -138,7 +159,7 @@ impl StepState {
             StepState::Skipped => "skipped",
         }
     }
-    fn parse(s: &str) -> Result<StepState> {
+    pub(crate) fn parse(s: &str) -> Result<StepState> {
         Ok(match s {
             "started" => StepState::Started,
             "done" => StepState::Done,
@@ -232,7 +253,13 @@ type Conn = Arc<Mutex<Connection>>;
 /// The store. Cheap to clone (a handle to one shared pool).
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<Inner>),
+    Postgres(postgres::Pg),
 }
 
 struct Inner {
@@ -247,9 +274,13 @@ struct Inner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("connections", &(self.inner.pool.len() + 1))
-            .finish()
+        match &self.backend {
+            Backend::Sqlite(inner) => f
+                .debug_struct("Store")
+                .field("connections", &(inner.pool.len() + 1))
+                .finish(),
+            Backend::Postgres(pg) => f.debug_struct("Store").field("postgres", pg).finish(),
+        }
     }
 }
 
@@ -396,7 +427,7 @@ pub enum Field {
 }
 
 impl Field {
-    fn column(self) -> &'static str {
+    pub(crate) fn column(self) -> &'static str {
         match self {
             Field::ChannelId => "channel_id",
             Field::SummaryTs => "summary_ts",
@@ -484,21 +515,24 @@ impl Store {
             pool.push(Arc::new(Mutex::new(open()?)));
         }
         Ok(Store {
-            inner: Arc::new(Inner {
+            backend: Backend::Sqlite(Arc::new(Inner {
                 intent,
                 permits: tokio::sync::Semaphore::new(pool.len()),
                 pool,
                 checkpointer: Some(Checkpointer::start(&path, every)?),
-            }),
+            })),
         })
     }
 
     /// Background checkpoints completed so far (file databases).
     pub fn checkpoints_run(&self) -> u64 {
-        self.inner
-            .checkpointer
-            .as_ref()
-            .map_or(0, |c| c.runs.load(std::sync::atomic::Ordering::Relaxed))
+        match &self.backend {
+            Backend::Sqlite(inner) => inner
+                .checkpointer
+                .as_ref()
+                .map_or(0, |c| c.runs.load(std::sync::atomic::Ordering::Relaxed)),
+            Backend::Postgres(_) => 0,
+        }
     }
 
     /// An in-memory store, for tests: one connection serves both lanes (an in-memory database
@@ -509,22 +543,73 @@ impl Store {
         migrate(&mut conn)?;
         let conn = Arc::new(Mutex::new(conn));
         Ok(Store {
-            inner: Arc::new(Inner {
+            backend: Backend::Sqlite(Arc::new(Inner {
                 intent: conn.clone(),
                 pool: vec![conn],
                 permits: tokio::sync::Semaphore::new(1),
                 checkpointer: None,
-            }),
+            })),
         })
     }
 
-    /// Run `f` on a connection of `lane`, on the blocking pool.
+    /// The shared PostgreSQL database at `url` (`postgres://…`), migrated.
+    pub async fn connect_postgres(url: &str) -> Result<Store> {
+        Ok(Store {
+            backend: Backend::Postgres(postgres::Pg::connect(url).await?),
+        })
+    }
+
+    /// The store the settings ask for: PostgreSQL when `INCD_DATABASE_URL` is set, else the
+    /// SQLite file in the data directory.
+    pub async fn from_settings(settings: &crate::config::Settings) -> Result<Store> {
+        match &settings.database_url {
+            Some(url) => Self::connect_postgres(url.expose())
+                .await
+                .context("connecting to PostgreSQL (INCD_DATABASE_URL)"),
+            None => Self::open(&settings.data_dir),
+        }
+    }
+
+    /// The PostgreSQL backend, when the store is on it.
+    fn pg(&self) -> Option<&postgres::Pg> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
+    /// Which backend this is (`sqlite` or `postgres`), for logs and health.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether an error from this store means the database could not be reached (PostgreSQL
+    /// down or cut off), so the caller can tell the person to try again in a minute.
+    pub fn is_unreachable(&self, e: &anyhow::Error) -> bool {
+        self.pg().is_some() && postgres::is_unreachable(e)
+    }
+
+    fn sqlite(&self) -> Result<&Arc<Inner>> {
+        match &self.backend {
+            Backend::Sqlite(inner) => Ok(inner),
+            Backend::Postgres(_) => Err(anyhow::anyhow!(
+                "this store operation has no PostgreSQL implementation yet (SQLite only); \
+                 see docs/design.md, Store"
+            )),
+        }
+    }
+
+    /// Run `f` on a SQLite connection of `lane`, on the blocking pool. On PostgreSQL this is an
+    /// error: a method that reaches it has no PostgreSQL code.
     async fn with<T, F>(&self, lane: Lane, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
+        let inner = self.sqlite()?.clone();
         match lane {
             Lane::Intent => tokio::task::spawn_blocking(move || f(&mut lock(&inner.intent)))
                 .await
@@ -550,6 +635,9 @@ impl Store {
 
     /// Whether the database accepts writes (for `/healthz`).
     pub async fn is_writable(&self) -> bool {
+        if let Some(pg) = self.pg() {
+            return pg.is_writable().await;
+        }
         self.with(Lane::General, |c| {
             c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
             Ok(())
@@ -560,6 +648,9 @@ impl Store {
 
     /// Names already used by incidents declared on `day` (`YYYYMMDD`), to draw an unused one.
     pub async fn names_used_on(&self, day: &str) -> Result<HashSet<String>> {
+        if let Some(pg) = self.pg() {
+            return pg.names_used_on(day).await;
+        }
         // A range on the unique index of `name` ('.' sorts right after '-'), not a LIKE scan.
         let (from, to) = (format!("{day}-"), format!("{day}."));
         self.with(Lane::Intent, move |c| {
@@ -573,6 +664,9 @@ impl Store {
 
     /// Whether any incident ever used `name`.
     pub async fn name_used(&self, name: &IncidentName) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.name_used(name).await;
+        }
         let name = name.as_str().to_string();
         self.with(Lane::General, move |c| {
             Ok(c.prepare_cached("SELECT 1 FROM incidents WHERE name = ?1")?
@@ -585,6 +679,9 @@ impl Store {
 
     /// Record a declaration (the intent) keyed by its submission. Runs on the intent lane.
     pub async fn record_declaration(&self, n: NewIncident) -> Result<Recorded> {
+        if let Some(pg) = self.pg() {
+            return pg.record_declaration(n).await;
+        }
         self.with(Lane::Intent, move |c| {
             // One transaction, one commit: the incident and its first timeline entry.
             let tx = write_tx(c)?;
@@ -641,6 +738,9 @@ impl Store {
     /// Replace the name of an incident whose channel does not exist yet (Slack said
     /// `name_taken`). Returns false when the new name is already used.
     pub async fn rename_incident(&self, id: IncidentId, name: &IncidentName) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.rename_incident(id, name).await;
+        }
         let name = name.as_str().to_string();
         self.with(Lane::General, move |c| {
             match c
@@ -662,6 +762,9 @@ impl Store {
     }
 
     pub async fn incident(&self, id: IncidentId) -> Result<Option<Incident>> {
+        if let Some(pg) = self.pg() {
+            return pg.incident(id).await;
+        }
         self.with(Lane::General, move |c| {
             let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1");
             c.prepare_cached(&sql)?
@@ -675,6 +778,9 @@ impl Store {
     /// The incident of a channel. Runs on the intent lane: `/resolve-incident` asks inside its
     /// ack.
     pub async fn incident_by_channel(&self, channel: &ChannelId) -> Result<Option<Incident>> {
+        if let Some(pg) = self.pg() {
+            return pg.incident_by_channel(channel).await;
+        }
         let channel = channel.as_str().to_string();
         self.with(Lane::Intent, move |c| {
             let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE channel_id = ?1");
@@ -688,6 +794,9 @@ impl Store {
 
     /// The status of an incident (intent lane: retry buttons check it inside their ack).
     pub async fn status(&self, id: IncidentId) -> Result<Option<Status>> {
+        if let Some(pg) = self.pg() {
+            return pg.status(id).await;
+        }
         self.with(Lane::Intent, move |c| {
             let s: Option<String> = c
                 .prepare_cached("SELECT status FROM incidents WHERE id = ?1")?
@@ -701,6 +810,9 @@ impl Store {
 
     /// Incidents with unfinished work: declaring, resolving, or with steps not yet done.
     pub async fn unfinished(&self) -> Result<Vec<Incident>> {
+        if let Some(pg) = self.pg() {
+            return pg.unfinished().await;
+        }
         self.with(Lane::General, |c| {
             let sql = format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status IN ('declaring', 'resolving') \
@@ -715,6 +827,9 @@ impl Store {
 
     /// Set one step-result field.
     pub async fn set_field(&self, id: IncidentId, field: Field, value: &str) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.set_field(id, field, value).await;
+        }
         let value = value.to_string();
         self.with(Lane::General, move |c| {
             let sql = format!("UPDATE incidents SET {} = ?2 WHERE id = ?1", field.column());
@@ -727,6 +842,9 @@ impl Store {
     /// Apply a lifecycle transition atomically: the change, or `None` when the incident was not
     /// in a status the transition starts from (see [`Transition::from`]).
     pub async fn transition(&self, id: IncidentId, t: Transition) -> Result<Option<Change>> {
+        if let Some(pg) = self.pg() {
+            return pg.transition(id, t).await;
+        }
         self.with(Lane::General, move |c| {
             let tx = write_tx(c)?;
             let current: Option<String> = tx
@@ -751,6 +869,9 @@ impl Store {
 
     /// Record a confirmed resolution (the intent) keyed by its submission. Intent lane.
     pub async fn record_resolution(&self, r: NewResolution) -> Result<ResolveRecorded> {
+        if let Some(pg) = self.pg() {
+            return pg.record_resolution(r).await;
+        }
         self.with(Lane::Intent, move |c| {
             // One transaction: the resolution and its timeline entry commit together.
             let tx = write_tx(c)?;
@@ -800,6 +921,9 @@ impl Store {
 
     /// A recorded step, by its key (see `workflow::steps::StepKey`).
     pub async fn step(&self, id: IncidentId, step: &str) -> Result<Option<Step>> {
+        if let Some(pg) = self.pg() {
+            return pg.step(id, step).await;
+        }
         let step = step.to_string();
         self.with(Lane::General, move |c| {
             let row: Option<(String, u32, Option<String>, String)> = c
@@ -824,7 +948,8 @@ impl Store {
         .await
     }
 
-    /// Record a step's state at `now`. `Started` also counts an attempt.
+    /// Record a step's state at `now`. `Started` also counts an attempt. Inside [`fenced`]
+    /// work, only while the fence's lease names its owner (else [`LeaseLost`]).
     pub async fn set_step(
         &self,
         id: IncidentId,
@@ -833,16 +958,32 @@ impl Store {
         detail: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let fence = fence::current();
+        if let Some(pg) = self.pg() {
+            return pg.set_step(id, step, state, detail, now, fence).await;
+        }
         let (step, detail) = (step.to_string(), detail.map(String::from));
         self.with(Lane::General, move |c| {
+            let tx = write_tx(c)?;
+            if let Some(f) = fence {
+                let holds = tx
+                    .prepare_cached("SELECT 1 FROM leases WHERE key = ?1 AND owner = ?2")?
+                    .query_row(params![f.key, f.owner], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                if !holds {
+                    return Err(LeaseLost { key: f.key }.into());
+                }
+            }
             let inc = i64::from(state == StepState::Started);
-            c.prepare_cached(
+            tx.prepare_cached(
                 "INSERT INTO steps (incident_id, step, state, attempts, detail, first_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
                  ON CONFLICT (incident_id, step) DO UPDATE SET state = ?3, attempts = attempts + ?4, \
                  detail = COALESCE(?5, detail), updated_at = ?6",
             )?
             .execute(params![id.0, step, state.as_str(), inc, detail, ts(now)])?;
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -850,6 +991,9 @@ impl Store {
 
     /// Forget a step's history so it starts over (a person pressed Retry).
     pub async fn reset_step(&self, id: IncidentId, step: &str) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.reset_step(id, step).await;
+        }
         let step = step.to_string();
         self.with(Lane::General, move |c| {
             c.prepare_cached("DELETE FROM steps WHERE incident_id = ?1 AND step = ?2")?
@@ -861,6 +1005,9 @@ impl Store {
 
     /// Keys of the steps of an incident that are not finished (started or failed).
     pub async fn pending_steps(&self, id: IncidentId) -> Result<Vec<String>> {
+        if let Some(pg) = self.pg() {
+            return pg.pending_steps(id).await;
+        }
         self.with(Lane::General, move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT step FROM steps WHERE incident_id = ?1 AND state IN ('started', 'failed') \
@@ -878,6 +1025,9 @@ impl Store {
         channel: &ChannelId,
         ts: &MessageTs,
     ) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.add_announcement(id, channel, ts).await;
+        }
         let (channel, ts) = (channel.as_str().to_string(), ts.as_str().to_string());
         self.with(Lane::General, move |c| {
             c.prepare_cached(
@@ -892,6 +1042,9 @@ impl Store {
 
     /// `(channel, ts)` of every announcement of an incident.
     pub async fn announcements(&self, id: IncidentId) -> Result<Vec<(ChannelId, MessageTs)>> {
+        if let Some(pg) = self.pg() {
+            return pg.announcements(id).await;
+        }
         self.with(Lane::General, move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT channel, ts FROM announcements WHERE incident_id = ?1 ORDER BY channel",
@@ -904,6 +1057,9 @@ impl Store {
     }
 
     pub async fn add_timeline(&self, id: IncidentId, at: DateTime<Utc>, text: &str) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.add_timeline(id, at, text).await;
+        }
         let text = text.to_string();
         self.with(Lane::General, move |c| {
             c.prepare_cached("INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)")?
@@ -914,6 +1070,9 @@ impl Store {
     }
 
     pub async fn timeline(&self, id: IncidentId) -> Result<Vec<(DateTime<Utc>, String)>> {
+        if let Some(pg) = self.pg() {
+            return pg.timeline(id).await;
+        }
         self.with(Lane::General, move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT at, text FROM timeline WHERE incident_id = ?1 ORDER BY at, id",
@@ -936,6 +1095,33 @@ pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
     use std::time::Duration;
+
+    /// Run `test` on a fresh store of each backend: in-memory SQLite, then a PostgreSQL schema
+    /// of its own (failing loudly when PostgreSQL cannot be reached).
+    pub(crate) async fn each_backend<F, Fut>(test: F)
+    where
+        F: Fn(Store) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        eprintln!("backend: sqlite");
+        test(Store::in_memory().unwrap()).await;
+        eprintln!("backend: postgres");
+        let schema = postgres::testing::Schema::create().await;
+        test(Store::connect_postgres(&schema.url).await.unwrap()).await;
+    }
+
+    /// Run raw SQL on either backend (tests that corrupt stored values on purpose).
+    pub(crate) async fn raw(s: &Store, sql: &str) {
+        match &s.backend {
+            Backend::Postgres(pg) => pg.batch(sql).await.unwrap(),
+            Backend::Sqlite(_) => {
+                let sql = sql.to_string();
+                s.with(Lane::General, move |c| Ok(c.execute_batch(&sql)?))
+                    .await
+                    .unwrap()
+            }
+        }
+    }
 
     pub(crate) fn t(secs: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap() + chrono::Duration::seconds(secs)
@@ -977,112 +1163,116 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_redelivered_submission_is_recorded_once() {
-        let s = Store::in_memory().unwrap();
-        let n = IncidentName::from_stored("20261121-calm-otter");
-        let Recorded::New(id) = s.record_declaration(new(&n, "V1")).await.unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            s.record_declaration(new(&n, "V1")).await.unwrap(),
-            Recorded::Duplicate(id)
-        );
-        assert_eq!(
-            s.record_declaration(new(&n, "V2")).await.unwrap(),
-            Recorded::NameTaken
-        );
-        assert!(s.name_used(&n).await.unwrap());
-        let used = s.names_used_on("20261121").await.unwrap();
-        assert!(used.contains("20261121-calm-otter"));
-        assert!(s.names_used_on("20261122").await.unwrap().is_empty());
+        each_backend(|s| async move {
+            let n = IncidentName::from_stored("20261121-calm-otter");
+            let Recorded::New(id) = s.record_declaration(new(&n, "V1")).await.unwrap() else {
+                panic!()
+            };
+            assert_eq!(
+                s.record_declaration(new(&n, "V1")).await.unwrap(),
+                Recorded::Duplicate(id)
+            );
+            assert_eq!(
+                s.record_declaration(new(&n, "V2")).await.unwrap(),
+                Recorded::NameTaken
+            );
+            assert!(s.name_used(&n).await.unwrap());
+            let used = s.names_used_on("20261121").await.unwrap();
+            assert!(used.contains("20261121-calm-otter"));
+            assert!(s.names_used_on("20261122").await.unwrap().is_empty());
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn resolution_is_recorded_once_and_only_from_open() {
-        let s = Store::in_memory().unwrap();
-        let id = declared(&s).await;
-        s.transition(id, Transition::Declared).await.unwrap();
-        assert_eq!(
-            s.record_resolution(resolution(id, "VR1")).await.unwrap(),
-            ResolveRecorded::Started
-        );
-        assert_eq!(
-            s.record_resolution(resolution(id, "VR1")).await.unwrap(),
-            ResolveRecorded::Duplicate
-        );
-        assert_eq!(
-            s.record_resolution(resolution(id, "VR2")).await.unwrap(),
-            ResolveRecorded::AlreadyResolved
-        );
-        // A late "declared" never undoes a resolution in progress.
-        assert_eq!(s.transition(id, Transition::Declared).await.unwrap(), None);
-        assert_eq!(
-            s.incident(id).await.unwrap().unwrap().status,
-            Status::Resolving
-        );
-        assert_eq!(s.timeline(id).await.unwrap().len(), 2);
-        assert_eq!(
-            s.transition(id, Transition::Resolved).await.unwrap(),
-            Some(Change {
-                from: Status::Resolving,
-                to: Status::Resolved
-            })
-        );
+        each_backend(|s| async move {
+            let id = declared(&s).await;
+            s.transition(id, Transition::Declared).await.unwrap();
+            assert_eq!(
+                s.record_resolution(resolution(id, "VR1")).await.unwrap(),
+                ResolveRecorded::Started
+            );
+            assert_eq!(
+                s.record_resolution(resolution(id, "VR1")).await.unwrap(),
+                ResolveRecorded::Duplicate
+            );
+            assert_eq!(
+                s.record_resolution(resolution(id, "VR2")).await.unwrap(),
+                ResolveRecorded::AlreadyResolved
+            );
+            // A late "declared" never undoes a resolution in progress.
+            assert_eq!(s.transition(id, Transition::Declared).await.unwrap(), None);
+            assert_eq!(
+                s.incident(id).await.unwrap().unwrap().status,
+                Status::Resolving
+            );
+            assert_eq!(s.timeline(id).await.unwrap().len(), 2);
+            assert_eq!(
+                s.transition(id, Transition::Resolved).await.unwrap(),
+                Some(Change {
+                    from: Status::Resolving,
+                    to: Status::Resolved
+                })
+            );
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn steps_count_attempts_and_unfinished_work_is_found() {
-        let s = Store::in_memory().unwrap();
-        let id = declared(&s).await;
-        s.set_step(id, "page", StepState::Started, None, t(1))
-            .await
-            .unwrap();
-        s.set_step(id, "page", StepState::Failed, Some("503"), t(2))
-            .await
-            .unwrap();
-        s.set_step(id, "page", StepState::Started, None, t(3))
-            .await
-            .unwrap();
-        let st = s.step(id, "page").await.unwrap().unwrap();
-        assert_eq!((st.state, st.attempts), (StepState::Started, 2));
-        assert_eq!(st.detail.as_deref(), Some("503"));
-        assert_eq!(st.first_at, t(1));
-        s.transition(id, Transition::Declared).await.unwrap();
-        assert_eq!(s.unfinished().await.unwrap().len(), 1);
-        assert_eq!(s.pending_steps(id).await.unwrap(), vec!["page".to_string()]);
-        s.set_step(id, "page", StepState::Done, None, t(4))
-            .await
-            .unwrap();
-        assert!(s.unfinished().await.unwrap().is_empty());
+        each_backend(|s| async move {
+            let id = declared(&s).await;
+            s.set_step(id, "page", StepState::Started, None, t(1))
+                .await
+                .unwrap();
+            s.set_step(id, "page", StepState::Failed, Some("503"), t(2))
+                .await
+                .unwrap();
+            s.set_step(id, "page", StepState::Started, None, t(3))
+                .await
+                .unwrap();
+            let st = s.step(id, "page").await.unwrap().unwrap();
+            assert_eq!((st.state, st.attempts), (StepState::Started, 2));
+            assert_eq!(st.detail.as_deref(), Some("503"));
+            assert_eq!(st.first_at, t(1));
+            s.transition(id, Transition::Declared).await.unwrap();
+            assert_eq!(s.unfinished().await.unwrap().len(), 1);
+            assert_eq!(s.pending_steps(id).await.unwrap(), vec!["page".to_string()]);
+            s.set_step(id, "page", StepState::Done, None, t(4))
+                .await
+                .unwrap();
+            assert!(s.unfinished().await.unwrap().is_empty());
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn an_unreadable_stored_value_is_an_error_not_a_default() {
-        let s = Store::in_memory().unwrap();
-        let id = declared(&s).await;
-        s.set_step(id, "page", StepState::Started, None, t(1))
-            .await
-            .unwrap();
-        s.with(Lane::General, move |c| {
-            c.execute_batch(
+        each_backend(|s| async move {
+            let id = declared(&s).await;
+            s.set_step(id, "page", StepState::Started, None, t(1))
+                .await
+                .unwrap();
+            raw(
+                &s,
                 "UPDATE steps SET state = 'half-done'; \
                  UPDATE incidents SET declared_at = 'yesterday';",
-            )?;
-            Ok(())
+            )
+            .await;
+            assert!(s.step(id, "page").await.is_err(), "unknown step state");
+            assert!(s.incident(id).await.is_err(), "malformed time");
+            raw(
+                &s,
+                &format!(
+                    "UPDATE incidents SET declared_at = '{}', status = 'paused';",
+                    ts(t(0))
+                ),
+            )
+            .await;
+            assert!(s.incident(id).await.is_err(), "unknown status");
         })
-        .await
-        .unwrap();
-        assert!(s.step(id, "page").await.is_err(), "unknown step state");
-        assert!(s.incident(id).await.is_err(), "malformed time");
-        s.with(Lane::General, move |c| {
-            c.execute_batch(&format!(
-                "UPDATE incidents SET declared_at = '{}', status = 'paused';",
-                ts(t(0))
-            ))?;
-            Ok(())
-        })
-        .await
-        .unwrap();
-        assert!(s.incident(id).await.is_err(), "unknown status");
+        .await;
     }
 
     #[tokio::test]
@@ -1119,7 +1309,7 @@ pub(crate) mod tests {
         }
         // Wait until all permits are taken.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while s.inner.permits.available_permits() > 0 {
+        while s.sqlite().unwrap().permits.available_permits() > 0 {
             assert!(std::time::Instant::now() < deadline, "pool never filled");
             tokio::task::yield_now().await;
         }

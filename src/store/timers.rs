@@ -36,6 +36,9 @@ pub struct Timer {
 impl Store {
     /// Schedule (or move, and re-arm) the timer `t.key`.
     pub async fn schedule_timer(&self, t: NewTimer) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.schedule_timer(t).await;
+        }
         self.with(Lane::General, move |c| {
             c.prepare_cached(
                 "INSERT INTO timers (key, incident_id, kind, due_at, state) \
@@ -51,6 +54,9 @@ impl Store {
 
     /// Cancel a pending timer. True when there was one.
     pub async fn cancel_timer(&self, key: &str) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.cancel_timer(key).await;
+        }
         let key = key.to_string();
         self.with(Lane::General, move |c| {
             Ok(c.prepare_cached(
@@ -64,6 +70,9 @@ impl Store {
 
     /// Pending timers due at `now` whose claim (if any) has expired, earliest first.
     pub async fn due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Timer>> {
+        if let Some(pg) = self.pg() {
+            return pg.due_timers(now, limit).await;
+        }
         self.with(Lane::General, move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, key, incident_id, kind, due_at FROM timers \
@@ -96,6 +105,9 @@ impl Store {
 
     /// When the next pending timer is due, if any.
     pub async fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>> {
+        if let Some(pg) = self.pg() {
+            return pg.next_timer_due().await;
+        }
         self.with(Lane::General, |c| {
             let due: Option<i64> = c
                 .prepare_cached("SELECT MIN(due_at) FROM timers WHERE state = 'pending'")?
@@ -116,6 +128,9 @@ impl Store {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.claim_timer(id, owner, now, until).await;
+        }
         let owner = owner.to_string();
         self.with(Lane::General, move |c| {
             Ok(c.prepare_cached(
@@ -130,6 +145,9 @@ impl Store {
 
     /// Mark a claimed timer fired. True only for the one call that fired it.
     pub async fn complete_timer(&self, id: i64, owner: &str, now: DateTime<Utc>) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.complete_timer(id, owner, now).await;
+        }
         let owner = owner.to_string();
         self.with(Lane::General, move |c| {
             Ok(c.prepare_cached(
@@ -144,6 +162,9 @@ impl Store {
 
     /// The state of the timer `key` (`pending`, `fired`, `cancelled`), for tests and checks.
     pub async fn timer_state(&self, key: &str) -> Result<Option<String>> {
+        if let Some(pg) = self.pg() {
+            return pg.timer_state(key).await;
+        }
         let key = key.to_string();
         self.with(Lane::General, move |c| {
             c.prepare_cached("SELECT state FROM timers WHERE key = ?1")?
@@ -158,7 +179,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{declared, t};
+    use crate::store::tests::{declared, each_backend, t};
 
     fn timer(key: &str, incident: IncidentId, due: DateTime<Utc>) -> NewTimer {
         NewTimer {
@@ -171,61 +192,69 @@ mod tests {
 
     #[tokio::test]
     async fn a_timer_is_due_only_from_its_time_on() {
-        let s = Store::in_memory().unwrap();
-        let id = declared(&s).await;
-        s.schedule_timer(timer("r:1", id, t(60))).await.unwrap();
-        assert!(s.due_timers(t(59), 10).await.unwrap().is_empty());
-        let due = s.due_timers(t(60), 10).await.unwrap();
-        assert_eq!(due.len(), 1);
-        assert_eq!((due[0].key.as_str(), due[0].due_at), ("r:1", t(60)));
-        assert_eq!(s.next_timer_due().await.unwrap(), Some(t(60)));
+        each_backend(|s| async move {
+            let id = declared(&s).await;
+            s.schedule_timer(timer("r:1", id, t(60))).await.unwrap();
+            assert!(s.due_timers(t(59), 10).await.unwrap().is_empty());
+            let due = s.due_timers(t(60), 10).await.unwrap();
+            assert_eq!(due.len(), 1);
+            assert_eq!((due[0].key.as_str(), due[0].due_at), ("r:1", t(60)));
+            assert_eq!(s.next_timer_due().await.unwrap(), Some(t(60)));
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn a_timer_fires_once_even_when_two_owners_race() {
-        let s = Store::in_memory().unwrap();
-        let id = declared(&s).await;
-        s.schedule_timer(timer("r:1", id, t(0))).await.unwrap();
-        let due = s.due_timers(t(1), 10).await.unwrap();
-        assert!(s.claim_timer(due[0].id, "a", t(1), t(31)).await.unwrap());
-        assert!(!s.claim_timer(due[0].id, "b", t(2), t(32)).await.unwrap());
-        // Claimed: no longer listed as due for anyone while the claim holds.
-        assert!(s.due_timers(t(2), 10).await.unwrap().is_empty());
-        assert!(!s.complete_timer(due[0].id, "b", t(3)).await.unwrap());
-        assert!(s.complete_timer(due[0].id, "a", t(3)).await.unwrap());
-        assert!(!s.complete_timer(due[0].id, "a", t(4)).await.unwrap());
-        assert!(s.due_timers(t(100), 10).await.unwrap().is_empty());
-        assert_eq!(
-            s.timer_state("r:1").await.unwrap().as_deref(),
-            Some("fired")
-        );
+        each_backend(|s| async move {
+            let id = declared(&s).await;
+            s.schedule_timer(timer("r:1", id, t(0))).await.unwrap();
+            let due = s.due_timers(t(1), 10).await.unwrap();
+            assert!(s.claim_timer(due[0].id, "a", t(1), t(31)).await.unwrap());
+            assert!(!s.claim_timer(due[0].id, "b", t(2), t(32)).await.unwrap());
+            // Claimed: no longer listed as due for anyone while the claim holds.
+            assert!(s.due_timers(t(2), 10).await.unwrap().is_empty());
+            assert!(!s.complete_timer(due[0].id, "b", t(3)).await.unwrap());
+            assert!(s.complete_timer(due[0].id, "a", t(3)).await.unwrap());
+            assert!(!s.complete_timer(due[0].id, "a", t(4)).await.unwrap());
+            assert!(s.due_timers(t(100), 10).await.unwrap().is_empty());
+            assert_eq!(
+                s.timer_state("r:1").await.unwrap().as_deref(),
+                Some("fired")
+            );
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn a_claim_whose_owner_died_expires_and_the_timer_fires_again() {
-        let s = Store::in_memory().unwrap();
-        let id = declared(&s).await;
-        s.schedule_timer(timer("r:1", id, t(0))).await.unwrap();
-        let due = s.due_timers(t(1), 10).await.unwrap();
-        assert!(s.claim_timer(due[0].id, "a", t(1), t(31)).await.unwrap());
-        // a died before completing; after its claim ran out b fires it.
-        let again = s.due_timers(t(31), 10).await.unwrap();
-        assert_eq!(again.len(), 1);
-        assert!(s.claim_timer(again[0].id, "b", t(31), t(61)).await.unwrap());
-        assert!(s.complete_timer(again[0].id, "b", t(32)).await.unwrap());
+        each_backend(|s| async move {
+            let id = declared(&s).await;
+            s.schedule_timer(timer("r:1", id, t(0))).await.unwrap();
+            let due = s.due_timers(t(1), 10).await.unwrap();
+            assert!(s.claim_timer(due[0].id, "a", t(1), t(31)).await.unwrap());
+            // a died before completing; after its claim ran out b fires it.
+            let again = s.due_timers(t(31), 10).await.unwrap();
+            assert_eq!(again.len(), 1);
+            assert!(s.claim_timer(again[0].id, "b", t(31), t(61)).await.unwrap());
+            assert!(s.complete_timer(again[0].id, "b", t(32)).await.unwrap());
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn rescheduling_moves_a_timer_and_cancelling_stops_it() {
-        let s = Store::in_memory().unwrap();
-        let id = declared(&s).await;
-        s.schedule_timer(timer("r:1", id, t(10))).await.unwrap();
-        s.schedule_timer(timer("r:1", id, t(100))).await.unwrap();
-        assert!(s.due_timers(t(50), 10).await.unwrap().is_empty());
-        assert_eq!(s.due_timers(t(100), 10).await.unwrap().len(), 1);
-        assert!(s.cancel_timer("r:1").await.unwrap());
-        assert!(!s.cancel_timer("r:1").await.unwrap());
-        assert!(s.due_timers(t(1000), 10).await.unwrap().is_empty());
+        each_backend(|s| async move {
+            let id = declared(&s).await;
+            s.schedule_timer(timer("r:1", id, t(10))).await.unwrap();
+            s.schedule_timer(timer("r:1", id, t(100))).await.unwrap();
+            assert!(s.due_timers(t(50), 10).await.unwrap().is_empty());
+            assert_eq!(s.due_timers(t(100), 10).await.unwrap().len(), 1);
+            assert!(s.cancel_timer("r:1").await.unwrap());
+            assert!(!s.cancel_timer("r:1").await.unwrap());
+            assert!(s.due_timers(t(1000), 10).await.unwrap().is_empty());
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -576,7 +576,13 @@ impl Runner {
         {
             return Ok(false);
         }
-        let work = self.execute(id, w);
+        // Step records of this run are fenced by the lease: once another process holds it,
+        // they fail (LeaseLost) instead of recording work the new holder is redoing.
+        let fence = crate::store::Fence {
+            key: key.clone(),
+            owner: self.owner.clone(),
+        };
+        let work = crate::store::fenced(fence, self.execute(id, w));
         tokio::pin!(work);
         let mut renew = tokio::time::interval(LEASE_RENEW);
         renew.tick().await;

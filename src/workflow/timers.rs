@@ -162,6 +162,14 @@ pub async fn run_scheduler(runner: Arc<Runner>, mut shutdown: watch::Receiver<bo
                     "looking for unfinished work failed; trying again"
                 );
             }
+            let ctx = runner.ctx();
+            let before = ctx.clock.now() - crate::store::DELIVERY_MEMORY;
+            if let Err(e) = ctx.store.forget_deliveries(before).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "could not forget old delivery keys; trying again"
+                );
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}

@@ -134,7 +134,7 @@ pub fn declare_form_errors(errors: &[crate::incident::FormError]) -> Value {
 
 /// Field error on the declare form when the store refused the incident.
 pub fn declare_not_saved() -> Value {
-    json!({"response_action": "errors", "errors": {TITLE_BLOCK: "incd could not save the incident (storage error). Nothing was created; please submit again."}})
+    json!({"response_action": "errors", "errors": {TITLE_BLOCK: "incd cannot record this right now, try again in a minute. Nothing was created."}})
 }
 
 /// Field error on the declare form when every name for today is used.
@@ -144,7 +144,7 @@ pub fn no_unused_name() -> Value {
 
 /// Field error on the resolve form when the store refused the resolution.
 pub fn resolution_not_saved() -> Value {
-    json!({"response_action": "errors", "errors": {SUMMARY_BLOCK: "incd could not save the resolution (storage error). Nothing changed; please submit again."}})
+    json!({"response_action": "errors", "errors": {SUMMARY_BLOCK: "incd cannot record this right now, try again in a minute. Nothing changed."}})
 }
 
 /// Field error on the resolve form when someone else resolved first.

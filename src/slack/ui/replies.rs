@@ -69,9 +69,9 @@ pub fn modal_failed(reason: &str) -> String {
     format!(":warning: incd could not open the form ({reason}). Please run the command again.")
 }
 
-/// Ack text while the store is unavailable.
+/// Ack text while the store is unavailable (e.g. PostgreSQL unreachable).
 pub fn internal_error() -> Value {
-    ephemeral("incd hit an internal error and changed nothing. Please try again in a moment.")
+    ephemeral("incd cannot record this right now, try again in a minute. Nothing was changed.")
 }
 
 fn ephemeral(text: &str) -> Value {
