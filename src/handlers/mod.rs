@@ -11,6 +11,7 @@
 
 pub mod declare;
 pub mod events;
+pub mod follow_up;
 pub mod resolve;
 pub mod retry;
 
@@ -90,7 +91,11 @@ async fn dispatch(
                     return Handled::reply(Some(ui::restarting()));
                 }
                 match c.command.as_str() {
-                    DECLARE_COMMAND => declare::on_command(app, c, received),
+                    DECLARE_COMMAND => match follow_up::parse(app, &c.text) {
+                        // The after-the-incident subcommands (issue 12); everything else declares.
+                        Some(parsed) => after_incident(app, c, parsed).await,
+                        None => declare::on_command(app, c, received),
+                    },
                     RESOLVE_COMMAND => resolve::on_command(app, c, received).await,
                     other => Ok(Handled::reply(Some(ui::unknown_command(other)))),
                 }
@@ -103,6 +108,14 @@ async fn dispatch(
                     Ok(Handled::default())
                 }
             },
+            Inbound::BlockAction(a)
+                if a
+                    .actions
+                    .iter()
+                    .any(|x| follow_up::is_follow_up_action(&x.action_id)) =>
+            {
+                follow_up::on_actions(app, a).await
+            }
             Inbound::BlockAction(a) => retry::on_actions(app, a),
             Inbound::Event(e) => {
                 let first = events
@@ -130,6 +143,34 @@ async fn dispatch(
     }
     .instrument(span)
     .await
+}
+
+/// An after-the-incident `/incident` subcommand: refused when it cannot be read or is typed
+/// outside an incident channel, else handled by its command's handler.
+async fn after_incident(
+    app: &Arc<Runner>,
+    c: crate::slack::inbound::SlashCommand,
+    parsed: Result<crate::incident::command::IncidentCommand, String>,
+) -> Outcome {
+    use crate::incident::command::IncidentCommand;
+    let cmd = match parsed {
+        Ok(cmd) => cmd,
+        Err(reason) => return Ok(Handled::reply(Some(ui::follow_up_refused(&reason)))),
+    };
+    let inc = match follow_up::incident_here(app, &c, &cmd).await? {
+        Ok(inc) => inc,
+        Err(refusal) => return Ok(refusal),
+    };
+    match cmd {
+        IncidentCommand::FollowUp { .. }
+        | IncidentCommand::FollowUps
+        | IncidentCommand::Done(_)
+        | IncidentCommand::WontDo(_) => follow_up::on_command(app, &c, inc, cmd).await,
+        other => Ok(Handled::reply(Some(ui::follow_up_refused(&format!(
+            "`/incident {}` is not available yet.",
+            other.name()
+        ))))),
+    }
 }
 
 impl EnvelopeHandler for Dispatcher {

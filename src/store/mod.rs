@@ -15,9 +15,11 @@
 //! durable timers ([`timers`]). A stored value this incd cannot read (an unknown status or step
 //! state, a malformed time) is an error, never a silent default.
 
+mod follow_ups;
 mod leases;
 mod timers;
 
+pub use follow_ups::{FollowUpAdded, FollowUpClosed, NewFollowUp};
 pub use leases::Lease;
 pub use timers::{NewTimer, Timer};
 
@@ -111,6 +113,23 @@ const MIGRATIONS: &[&str] = &[
         fired_at    INTEGER
     );
     CREATE INDEX timers_due ON timers(state, due_at);
+    "#,
+    // 4: follow-ups (store/follow_ups.rs): F-<number> per incident
+    r#"
+    CREATE TABLE follow_ups (
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        number      INTEGER NOT NULL,
+        title       TEXT NOT NULL,
+        owner       TEXT,
+        due         TEXT,
+        state       TEXT NOT NULL DEFAULT 'open',
+        created_by  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        closed_by   TEXT,
+        closed_at   TEXT,
+        PRIMARY KEY (incident_id, number)
+    );
+    CREATE INDEX follow_ups_owner ON follow_ups(owner, state);
     "#,
 ];
 

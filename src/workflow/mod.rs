@@ -12,6 +12,7 @@
 //! durable timers.
 
 pub mod declare;
+pub mod follow_ups;
 pub mod integrations;
 pub mod resolve;
 pub mod runner;

@@ -621,6 +621,7 @@ impl Runner {
                     .context("recording the workflow done")
             }
             Workflow::Background(b) => super::integrations::run(self, id, b).await,
+            Workflow::FollowUps => super::follow_ups::run(self, id).await,
         }
     }
 
@@ -708,7 +709,7 @@ pub fn resume_plan(status: Status, pending_steps: &[String]) -> Result<Vec<Workf
     let rank = |w: &Workflow| match w {
         Workflow::Declare => 0,
         Workflow::Resolve => 1,
-        Workflow::Background(_) => 2,
+        Workflow::Background(_) | Workflow::FollowUps => 2,
     };
     wanted.sort_by_key(rank);
     Ok(wanted)

@@ -48,6 +48,8 @@ pub enum Workflow {
     Resolve,
     /// One background integration step, running on its own.
     Background(Background),
+    /// Posting new follow-ups in the channel and sending them to their owners.
+    FollowUps,
 }
 
 impl fmt::Display for Workflow {
@@ -56,6 +58,7 @@ impl fmt::Display for Workflow {
             Workflow::Declare => f.write_str("declare"),
             Workflow::Resolve => f.write_str("resolve"),
             Workflow::Background(b) => f.write_str(b.as_str()),
+            Workflow::FollowUps => f.write_str("follow_ups"),
         }
     }
 }
@@ -87,6 +90,9 @@ pub enum StepKey {
     GaveUp(Background),
     Recovered(Background),
     Bookmark(Background),
+    // follow-ups: the post in the channel and the DM to the owner, per number
+    FollowUpPost(u32),
+    FollowUpDm(u32),
 }
 
 impl StepKey {
@@ -112,6 +118,7 @@ impl StepKey {
             | StepKey::GaveUp(b)
             | StepKey::Recovered(b)
             | StepKey::Bookmark(b) => Workflow::Background(*b),
+            StepKey::FollowUpPost(_) | StepKey::FollowUpDm(_) => Workflow::FollowUps,
         }
     }
 
@@ -146,6 +153,8 @@ impl fmt::Display for StepKey {
             StepKey::GaveUp(b) => write!(f, "gave_up:{}", b.as_str()),
             StepKey::Recovered(b) => write!(f, "recovered:{}", b.as_str()),
             StepKey::Bookmark(b) => write!(f, "bookmark:{}", b.as_str()),
+            StepKey::FollowUpPost(n) => write!(f, "follow_up_post:{n}"),
+            StepKey::FollowUpDm(n) => write!(f, "follow_up_dm:{n}"),
         }
     }
 }
@@ -161,6 +170,10 @@ impl FromStr for StepKey {
     fn from_str(s: &str) -> Result<StepKey, UnknownStep> {
         let unknown = || UnknownStep(s.to_string());
         let bg = |v: &str| Background::parse(v).ok_or_else(unknown);
+        let number = |v: &str| match v.parse::<u32>() {
+            Ok(n) if n > 0 && !v.starts_with('+') => Ok(n),
+            _ => Err(unknown()),
+        };
         let channel = |v: &str| {
             if v.is_empty() {
                 Err(unknown())
@@ -173,6 +186,7 @@ impl FromStr for StepKey {
                 "workflow" => StepKey::Workflow(match rest {
                     "declare" => Workflow::Declare,
                     "resolve" => Workflow::Resolve,
+                    "follow_ups" => Workflow::FollowUps,
                     _ => return Err(unknown()),
                 }),
                 "announce" => StepKey::Announce(channel(rest)?),
@@ -182,6 +196,8 @@ impl FromStr for StepKey {
                 "gave_up" => StepKey::GaveUp(bg(rest)?),
                 "recovered" => StepKey::Recovered(bg(rest)?),
                 "bookmark" => StepKey::Bookmark(bg(rest)?),
+                "follow_up_post" => StepKey::FollowUpPost(number(rest)?),
+                "follow_up_dm" => StepKey::FollowUpDm(number(rest)?),
                 _ => return Err(unknown()),
             });
         }
@@ -224,6 +240,9 @@ mod tests {
             StepKey::Resolution,
             StepKey::AnnounceUpdate(c.clone()),
             StepKey::AnnounceReply(c),
+            StepKey::Workflow(Workflow::FollowUps),
+            StepKey::FollowUpPost(3),
+            StepKey::FollowUpDm(12),
         ];
         for b in Background::ALL {
             keys.extend([
@@ -257,7 +276,16 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        for bad in ["", "announce:", "notice:sms", "workflow:page", "paging"] {
+        for bad in [
+            "",
+            "announce:",
+            "notice:sms",
+            "workflow:page",
+            "paging",
+            "follow_up_post:",
+            "follow_up_post:0",
+            "follow_up_dm:x",
+        ] {
             assert!(bad.parse::<StepKey>().is_err(), "{bad}");
         }
     }

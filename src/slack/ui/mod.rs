@@ -8,12 +8,14 @@
 //! surface is snapshot-tested.
 
 pub mod announce;
+pub mod follow_ups;
 pub mod modals;
 pub mod notices;
 pub mod replies;
 pub mod summary;
 
 pub use announce::*;
+pub use follow_ups::*;
 pub use modals::*;
 pub use notices::*;
 pub use replies::*;
