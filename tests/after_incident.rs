@@ -5,7 +5,8 @@
 mod common;
 
 use common::*;
-use incd_fakes::slack::{Channel, SlashCommand, DEFAULT_USER, GENERAL_CHANNEL};
+use incd_fakes::pagerduty::{AlertStatus, FakePagerDuty};
+use incd_fakes::slack::{Channel, Fault, SlashCommand, DEFAULT_USER, GENERAL_CHANNEL};
 use serde_json::Value;
 
 fn text_of(m: &incd_fakes::slack::Message) -> String {
@@ -22,6 +23,23 @@ async fn incident_command(w: &World, user: &str, channel: &str, text: &str) -> V
     let ack = w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
     assert!(ack.violation.is_none(), "bad ack: {ack:?}");
     ack.payload.unwrap_or(Value::Null)
+}
+
+/// `/incident <text>` again while incd answers that the resolution is still being finished
+/// ("in a moment"); returns the first other answer.
+async fn settled_command(w: &World, user: &str, channel: &str, text: &str) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let a = incident_command(w, user, channel, text).await;
+        let busy = a["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("in a moment"));
+        if !busy {
+            return a;
+        }
+        assert!(std::time::Instant::now() < deadline, "still resolving: {a}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// The pinned summary's text and blocks.
@@ -181,5 +199,265 @@ async fn follow_ups_are_added_with_owners_and_due_dates_listed_and_closed_by_com
         2,
         "one post per follow-up"
     );
+    w.slack.assert_no_violations();
+}
+
+/// `/resolve-incident` with its form submitted.
+async fn resolve(w: &World, ch: &Channel, user: &str, summary: &str) {
+    let d = w
+        .slack
+        .send_slash_command(SlashCommand::new(
+            "/resolve-incident",
+            summary,
+            user,
+            &ch.id,
+        ))
+        .await
+        .unwrap();
+    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    let view = w.slack.wait_view_opened(WAIT).await.unwrap();
+    let s = w.slack.submit_view_with(&view.id, user, &[]).await.unwrap();
+    w.slack.wait_ack(&s.envelope_id, WAIT).await.unwrap();
+    let resolved = format!("{}-resolved", ch.name);
+    w.until("renamed -resolved", || {
+        w.slack.channel(&ch.id).is_some_and(|c| c.name == resolved)
+    })
+    .await;
+}
+
+/// `/incident close` with its form submitted (review date and notes).
+async fn close(w: &World, ch: &Channel, user: &str, notes: &str) {
+    let before = w.slack.views().len();
+    let a = settled_command(w, user, &ch.id, "close").await;
+    assert!(a.get("text").is_none(), "no refusal: {a}");
+    w.until("the close form opened", || w.slack.views().len() > before)
+        .await;
+    let view = w.slack.views().last().cloned().unwrap();
+    assert!(
+        view.json.to_string().contains("datepicker"),
+        "{}",
+        view.json
+    );
+    let s = w
+        .slack
+        .submit_view_with(
+            &view.id,
+            user,
+            &[("review_date", "2026-12-01"), ("review_notes", notes)],
+        )
+        .await
+        .unwrap();
+    let ack = w.slack.wait_ack(&s.envelope_id, WAIT).await.unwrap();
+    assert!(ack.payload.is_none(), "{ack:?}");
+}
+
+fn announcements_say(w: &World, word: &str) -> bool {
+    w.broadcast.iter().all(|b| {
+        w.slack
+            .top_level_messages(b)
+            .first()
+            .is_some_and(|m| text_of(m).contains(word))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_is_refused_before_resolve_then_archives_the_channel_and_a_closed_incident_refuses_changes(
+) {
+    let mut w = World::new().await;
+    let _incd = w.start(1).await;
+    let ch = declared(&w, "Login outage").await;
+
+    let a = incident_command(&w, DEFAULT_USER, &ch.id, "close").await;
+    assert_eq!(a["response_type"], "ephemeral");
+    assert!(a["text"].as_str().unwrap().contains("not resolved"), "{a}");
+    let a = incident_command(&w, DEFAULT_USER, &ch.id, "reopen").await;
+    assert!(
+        a["text"].as_str().unwrap().contains("nothing to reopen"),
+        "{a}"
+    );
+    assert!(w
+        .slack
+        .views()
+        .iter()
+        .all(|v| !v.json.to_string().contains("incd_close")));
+
+    incident_command(
+        &w,
+        DEFAULT_USER,
+        &ch.id,
+        &format!("follow-up Add login canary owner <@{BOB}>"),
+    )
+    .await;
+    resolve(&w, &ch, DEFAULT_USER, "Restarted the auth pods").await;
+    close(&w, &ch, DEFAULT_USER, "Reviewed on Monday").await;
+
+    w.until("the channel is archived", || {
+        w.slack.channel(&ch.id).is_some_and(|c| c.is_archived)
+    })
+    .await;
+    let all: String = w.slack.messages(&ch.id).iter().map(text_of).collect();
+    assert!(all.contains("Incident closed by"), "{all}");
+    assert!(
+        all.contains("2026-12-01") && all.contains("Reviewed on Monday"),
+        "{all}"
+    );
+    assert!(
+        summary_text(&w, &ch).contains("closed"),
+        "{}",
+        summary_text(&w, &ch)
+    );
+    w.until("every announcement says closed", || {
+        announcements_say(&w, "CLOSED")
+    })
+    .await;
+
+    // A closed incident refuses further changes, ephemerally.
+    let d = w
+        .slack
+        .send_slash_command(SlashCommand::new(
+            "/resolve-incident",
+            "",
+            DEFAULT_USER,
+            &ch.id,
+        ))
+        .await
+        .unwrap();
+    let ack = w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    let p = ack.payload.expect("ephemeral refusal");
+    assert!(p["text"].as_str().unwrap().contains("is closed"), "{p}");
+    let a = incident_command(&w, DEFAULT_USER, &ch.id, "close").await;
+    assert!(
+        a["text"].as_str().unwrap().contains("already closed"),
+        "{a}"
+    );
+    let a = incident_command(&w, DEFAULT_USER, &ch.id, "reopen").await;
+    assert!(
+        a["text"].as_str().unwrap().contains("cannot be reopened"),
+        "{a}"
+    );
+    assert_eq!(
+        w.slack.calls_to("conversations.rename").len(),
+        1,
+        "nothing renamed after close"
+    );
+
+    // Follow-ups can still be closed, from the owner's DM.
+    let dm = w.slack.im_channel(BOB).unwrap();
+    let msg = w
+        .slack
+        .messages(&dm.id)
+        .into_iter()
+        .find(|m| text_of(m).contains("F-1"))
+        .unwrap();
+    let d = w
+        .slack
+        .click_button(&dm.id, &msg.ts, "incd_follow_up_done", BOB)
+        .await
+        .unwrap();
+    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    w.until("the follow-up is done", || {
+        w.slack
+            .response_url_posts()
+            .iter()
+            .any(|p| p.body.to_string().contains("Marked *F-1*"))
+    })
+    .await;
+    assert_eq!(w.slack.calls_to("conversations.archive").len(), 1);
+    w.slack.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_that_lets_only_admins_archive_gets_asked_to_and_the_incident_is_still_closed()
+{
+    let mut w = World::new().await;
+    let _incd = w.start(1).await;
+    let ch = declared(&w, "Search index stale").await;
+    resolve(&w, &ch, DEFAULT_USER, "Reindexed").await;
+    w.slack.inject_fault(
+        "conversations.archive",
+        Fault::Error("restricted_action".into()),
+    );
+    close(&w, &ch, DEFAULT_USER, "").await;
+    w.until("the channel is told to ask an admin", || {
+        w.slack
+            .messages(&ch.id)
+            .iter()
+            .any(|m| text_of(m).contains("ask a workspace admin"))
+    })
+    .await;
+    assert!(!w.slack.channel(&ch.id).unwrap().is_archived);
+    w.until("every announcement says closed", || {
+        announcements_say(&w, "CLOSED")
+    })
+    .await;
+    let a = incident_command(&w, DEFAULT_USER, &ch.id, "reopen").await;
+    assert!(
+        a["text"].as_str().unwrap().contains("cannot be reopened"),
+        "{a}"
+    );
+    w.slack.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopen_restores_the_channel_name_pages_again_with_the_same_key_and_the_incident_resolves_again(
+) {
+    let mut w = World::new().await;
+    let pd = FakePagerDuty::start().await;
+    w.set_env("PAGERDUTY_ROUTING_KEY", pd.routing_key());
+    w.set_env("PAGERDUTY_EVENTS_URL", pd.url());
+    let _incd = w.start(1).await;
+    let ch = w.declare(DEFAULT_USER, "Payments failing", "sev1").await;
+    w.until("summary pinned", || !w.slack.pins(&ch.id).is_empty())
+        .await;
+    let key = ch.name.strip_prefix("incd-").unwrap().to_string();
+    w.until("paged", || pd.alerts().contains_key(&key)).await;
+    resolve(&w, &ch, DEFAULT_USER, "Rolled back").await;
+    w.until("page resolved", || {
+        pd.alerts()[&key].status == AlertStatus::Resolved
+    })
+    .await;
+
+    let a = settled_command(&w, BOB, &ch.id, "reopen").await;
+    assert!(a["text"].as_str().unwrap().contains("Reopening"), "{a}");
+    w.until("the -resolved suffix is gone", || {
+        w.slack.channel(&ch.id).is_some_and(|c| c.name == ch.name)
+    })
+    .await;
+    w.until("the topic says investigating", || {
+        w.slack.topic(&ch.id).contains("Investigating")
+    })
+    .await;
+    w.until("the summary says investigating", || {
+        summary_text(&w, &ch).contains("investigating")
+    })
+    .await;
+    w.until("the announcements are back to declared", || {
+        announcements_say(&w, "incident declared")
+    })
+    .await;
+    w.until("paged again with the same dedup key", || {
+        pd.alerts()[&key].status == AlertStatus::Triggered
+    })
+    .await;
+    assert_eq!(pd.alerts().len(), 1, "one dedup key");
+    w.until("the channel is told", || {
+        w.slack
+            .messages(&ch.id)
+            .iter()
+            .any(|m| text_of(m).contains("Incident reopened"))
+    })
+    .await;
+
+    // It resolves again, from scratch: renamed, the page resolved again.
+    resolve(&w, &ch, DEFAULT_USER, "Fixed for real").await;
+    w.until("page resolved again", || {
+        pd.alerts()[&key].status == AlertStatus::Resolved
+    })
+    .await;
+    w.until("announcements say resolved again", || {
+        announcements_say(&w, "RESOLVED")
+    })
+    .await;
+    assert!(pd.rejected().is_empty(), "{:?}", pd.rejected());
     w.slack.assert_no_violations();
 }

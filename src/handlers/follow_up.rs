@@ -14,9 +14,10 @@ use crate::slack::inbound::{BlockActions, SlashCommand};
 use crate::slack::meta::FollowUpButton;
 use crate::slack::socket::Handled;
 use crate::slack::ui::{self, FOLLOW_UP_DONE_ACTION, FOLLOW_UP_WONTDO_ACTION};
+use crate::store::StepState;
 use crate::store::{FollowUpClosed, NewFollowUp};
 use crate::workflow::runner::Runner;
-use crate::workflow::steps::Workflow;
+use crate::workflow::steps::{StepKey, Workflow};
 
 /// The `/incident` words handled here (and by `handlers/close.rs`).
 const OWN_WORDS: &[&str] = &[
@@ -99,8 +100,9 @@ pub async fn on_command(
                 })?;
             let app = app.clone();
             let id = inc.id;
+            let n = added.0.number;
             Ok(Handled::reply(Some(ui::follow_up_added(&added.0)))
-                .then(move || app.start(id, Workflow::FollowUps)))
+                .then(move || app.start(id, Workflow::FollowUp(n))))
         }
         IncidentCommand::FollowUps => {
             let all = ctx
@@ -163,12 +165,25 @@ async fn close_and_answer(
     })
 }
 
-/// What follows a follow-up's change: the pinned summary's count (and, through the runner,
-/// whatever else keeps the follow-up list current).
+/// What follows a follow-up's change: the pinned summary's count, unless the channel was
+/// archived (an archived channel's messages cannot change).
 fn after_change(app: &Arc<Runner>, id: IncidentId) {
     let r = app.clone();
     app.spawn_tracked(async move {
-        if let Err(e) = crate::workflow::summary::refresh(r.ctx(), id).await {
+        let ctx = r.ctx();
+        let archived = match ctx.store.step(id, &StepKey::Archive.to_string()).await {
+            Ok(s) => s.is_some_and(|s| {
+                s.state == StepState::Done && s.detail.as_deref() == Some("archived")
+            }),
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "store unavailable");
+                return;
+            }
+        };
+        if archived {
+            return;
+        }
+        if let Err(e) = crate::workflow::summary::refresh(ctx, id).await {
             tracing::error!(error = format!("{e:#}"), "could not refresh the summary");
         }
     });

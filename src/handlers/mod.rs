@@ -9,6 +9,7 @@
 //! A handler that fails returns a [`Failure`]: the one root handler ([`Dispatcher`]) logs its
 //! error chain once and acks with the plain words the failure carries for the person.
 
+pub mod close;
 pub mod declare;
 pub mod events;
 pub mod follow_up;
@@ -93,7 +94,7 @@ async fn dispatch(
                 match c.command.as_str() {
                     DECLARE_COMMAND => match follow_up::parse(app, &c.text) {
                         // The after-the-incident subcommands (issue 12); everything else declares.
-                        Some(parsed) => after_incident(app, c, parsed).await,
+                        Some(parsed) => after_incident(app, c, parsed, received).await,
                         None => declare::on_command(app, c, received),
                     },
                     RESOLVE_COMMAND => resolve::on_command(app, c, received).await,
@@ -103,6 +104,7 @@ async fn dispatch(
             Inbound::ViewSubmission(v) => match v.view.callback_id.as_str() {
                 ui::DECLARE_CALLBACK => declare::on_submit(app, v).await,
                 ui::RESOLVE_CALLBACK => resolve::on_submit(app, v).await,
+                ui::CLOSE_CALLBACK => close::on_submit(app, v).await,
                 other => {
                     tracing::info!(callback_id = other, "unknown view submitted; closing it");
                     Ok(Handled::default())
@@ -151,6 +153,7 @@ async fn after_incident(
     app: &Arc<Runner>,
     c: crate::slack::inbound::SlashCommand,
     parsed: Result<crate::incident::command::IncidentCommand, String>,
+    received: Instant,
 ) -> Outcome {
     use crate::incident::command::IncidentCommand;
     let cmd = match parsed {
@@ -166,6 +169,8 @@ async fn after_incident(
         | IncidentCommand::FollowUps
         | IncidentCommand::Done(_)
         | IncidentCommand::WontDo(_) => follow_up::on_command(app, &c, inc, cmd).await,
+        IncidentCommand::Close => close::on_close(app, c, inc, received),
+        IncidentCommand::Reopen => close::on_reopen(app, c, inc).await,
         other => Ok(Handled::reply(Some(ui::follow_up_refused(&format!(
             "`/incident {}` is not available yet.",
             other.name()

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::{open_modal, Failure, Outcome};
 use crate::slack::inbound::{SlashCommand, ViewSubmission};
+use crate::slack::manifest::RESOLVE_COMMAND;
 use crate::slack::meta::ResolveFormMeta;
 use crate::slack::socket::Handled;
 use crate::slack::ui::{self, SUMMARY_ACTION, SUMMARY_BLOCK};
@@ -25,6 +26,9 @@ pub async fn on_command(app: &Arc<Runner>, c: SlashCommand, received: Instant) -
         .map_err(|e| Failure::new(e.context("store unavailable"), Some(ui::internal_error())))?;
     match incident {
         None => Ok(Handled::reply(Some(ui::resolve_outside_incident()))),
+        Some(inc) if inc.status == crate::incident::Status::Closed => Ok(Handled::reply(Some(
+            ui::closed_refuses(&inc, RESOLVE_COMMAND),
+        ))),
         Some(inc) if !inc.status.can_resolve() => {
             Ok(Handled::reply(Some(ui::resolve_already_resolved(&inc))))
         }

@@ -15,10 +15,12 @@
 //! durable timers ([`timers`]). A stored value this incd cannot read (an unknown status or step
 //! state, a malformed time) is an error, never a silent default.
 
+mod close;
 mod follow_ups;
 mod leases;
 mod timers;
 
+pub use close::{CloseRecorded, Closing, NewClose};
 pub use follow_ups::{FollowUpAdded, FollowUpClosed, NewFollowUp};
 pub use leases::Lease;
 pub use timers::{NewTimer, Timer};
@@ -114,7 +116,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX timers_due ON timers(state, due_at);
     "#,
-    // 4: follow-ups (store/follow_ups.rs): F-<number> per incident
+    // 4: after the incident (store/follow_ups.rs, store/close.rs): follow-ups F-<number> per
+    // incident; the close (its submission, time, person, review date and notes)
     r#"
     CREATE TABLE follow_ups (
         incident_id INTEGER NOT NULL REFERENCES incidents(id),
@@ -130,6 +133,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (incident_id, number)
     );
     CREATE INDEX follow_ups_owner ON follow_ups(owner, state);
+    ALTER TABLE incidents ADD COLUMN close_key TEXT;
+    ALTER TABLE incidents ADD COLUMN closed_at TEXT;
+    ALTER TABLE incidents ADD COLUMN closed_by TEXT;
+    ALTER TABLE incidents ADD COLUMN review_date TEXT;
+    ALTER TABLE incidents ADD COLUMN review_notes TEXT;
     "#,
 ];
 

@@ -23,8 +23,8 @@ pub fn pending_steps(n: u32, has_owner: bool) -> Vec<String> {
     steps
 }
 
-/// Run every pending follow-up step of the incident.
-pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
+/// Run the pending steps of follow-up `number` of the incident.
+pub async fn run(runner: &Arc<Runner>, id: IncidentId, number: u32) -> Result<()> {
     let ctx = runner.ctx();
     let Some(inc) = ctx.store.incident(id).await? else {
         return Ok(());
@@ -32,7 +32,7 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
     let mut pending: Vec<StepKey> = Vec::new();
     for s in ctx.store.pending_steps(id).await? {
         let key: StepKey = s.parse()?;
-        if matches!(key, StepKey::FollowUpPost(_) | StepKey::FollowUpDm(_)) {
+        if matches!(key, StepKey::FollowUpPost(n) | StepKey::FollowUpDm(n) if n == number) {
             pending.push(key);
         }
     }

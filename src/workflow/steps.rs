@@ -48,8 +48,13 @@ pub enum Workflow {
     Resolve,
     /// One background integration step, running on its own.
     Background(Background),
-    /// Posting new follow-ups in the channel and sending them to their owners.
-    FollowUps,
+    /// Posting a new follow-up in the channel and sending it to its owner (one workflow per
+    /// follow-up, so two added at once never wait for each other).
+    FollowUp(u32),
+    /// After the review: say closed everywhere, then archive the channel.
+    Close,
+    /// A resolved incident back to investigating.
+    Reopen,
 }
 
 impl fmt::Display for Workflow {
@@ -58,7 +63,9 @@ impl fmt::Display for Workflow {
             Workflow::Declare => f.write_str("declare"),
             Workflow::Resolve => f.write_str("resolve"),
             Workflow::Background(b) => f.write_str(b.as_str()),
-            Workflow::FollowUps => f.write_str("follow_ups"),
+            Workflow::FollowUp(n) => write!(f, "follow_up:{n}"),
+            Workflow::Close => f.write_str("close"),
+            Workflow::Reopen => f.write_str("reopen"),
         }
     }
 }
@@ -93,6 +100,11 @@ pub enum StepKey {
     // follow-ups: the post in the channel and the DM to the owner, per number
     FollowUpPost(u32),
     FollowUpDm(u32),
+    // close and reopen
+    ClosePost,
+    Archive,
+    ArchiveRefused,
+    ReopenPost,
 }
 
 impl StepKey {
@@ -118,7 +130,9 @@ impl StepKey {
             | StepKey::GaveUp(b)
             | StepKey::Recovered(b)
             | StepKey::Bookmark(b) => Workflow::Background(*b),
-            StepKey::FollowUpPost(_) | StepKey::FollowUpDm(_) => Workflow::FollowUps,
+            StepKey::FollowUpPost(n) | StepKey::FollowUpDm(n) => Workflow::FollowUp(*n),
+            StepKey::ClosePost | StepKey::Archive | StepKey::ArchiveRefused => Workflow::Close,
+            StepKey::ReopenPost => Workflow::Reopen,
         }
     }
 
@@ -155,6 +169,10 @@ impl fmt::Display for StepKey {
             StepKey::Bookmark(b) => write!(f, "bookmark:{}", b.as_str()),
             StepKey::FollowUpPost(n) => write!(f, "follow_up_post:{n}"),
             StepKey::FollowUpDm(n) => write!(f, "follow_up_dm:{n}"),
+            StepKey::ClosePost => f.write_str("close_post"),
+            StepKey::Archive => f.write_str("archive"),
+            StepKey::ArchiveRefused => f.write_str("archive_refused"),
+            StepKey::ReopenPost => f.write_str("reopen_post"),
         }
     }
 }
@@ -186,7 +204,11 @@ impl FromStr for StepKey {
                 "workflow" => StepKey::Workflow(match rest {
                     "declare" => Workflow::Declare,
                     "resolve" => Workflow::Resolve,
-                    "follow_ups" => Workflow::FollowUps,
+                    r if r.starts_with("follow_up:") => {
+                        Workflow::FollowUp(number(&r["follow_up:".len()..])?)
+                    }
+                    "close" => Workflow::Close,
+                    "reopen" => Workflow::Reopen,
                     _ => return Err(unknown()),
                 }),
                 "announce" => StepKey::Announce(channel(rest)?),
@@ -212,6 +234,10 @@ impl FromStr for StepKey {
             "resolve_topic" => StepKey::ResolveTopic,
             "resolve_summary" => StepKey::ResolveSummary,
             "resolution" => StepKey::Resolution,
+            "close_post" => StepKey::ClosePost,
+            "archive" => StepKey::Archive,
+            "archive_refused" => StepKey::ArchiveRefused,
+            "reopen_post" => StepKey::ReopenPost,
             other => StepKey::Background(bg(other)?),
         })
     }
@@ -240,9 +266,15 @@ mod tests {
             StepKey::Resolution,
             StepKey::AnnounceUpdate(c.clone()),
             StepKey::AnnounceReply(c),
-            StepKey::Workflow(Workflow::FollowUps),
+            StepKey::Workflow(Workflow::FollowUp(2)),
             StepKey::FollowUpPost(3),
             StepKey::FollowUpDm(12),
+            StepKey::Workflow(Workflow::Close),
+            StepKey::Workflow(Workflow::Reopen),
+            StepKey::ClosePost,
+            StepKey::Archive,
+            StepKey::ArchiveRefused,
+            StepKey::ReopenPost,
         ];
         for b in Background::ALL {
             keys.extend([

@@ -8,6 +8,7 @@
 //! surface is snapshot-tested.
 
 pub mod announce;
+pub mod close;
 pub mod follow_ups;
 pub mod modals;
 pub mod notices;
@@ -15,6 +16,7 @@ pub mod replies;
 pub mod summary;
 
 pub use announce::*;
+pub use close::*;
 pub use follow_ups::*;
 pub use modals::*;
 pub use notices::*;
