@@ -112,3 +112,53 @@ pub async fn on_reopen(app: &Arc<Runner>, c: SlashCommand, inc: Incident) -> Out
     let id = inc.id;
     Ok(Handled::reply(Some(ui::reopened_ack(&inc))).then(move || app.start(id, Workflow::Reopen)))
 }
+
+/// *Close incident* pressed on a review reminder: the close form, or why not (to the presser,
+/// through the action's `response_url`).
+pub async fn on_review_button(
+    app: &Arc<Runner>,
+    a: crate::slack::inbound::BlockActions,
+    received: Instant,
+) -> Outcome {
+    let Some(id) = a
+        .actions
+        .iter()
+        .find(|x| x.action_id == ui::REVIEW_CLOSE_ACTION)
+        .and_then(|x| x.value.as_deref())
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        tracing::warn!("review close button without an incident id");
+        return Ok(Handled::default());
+    };
+    let inc = app
+        .ctx()
+        .store
+        .incident(crate::incident::IncidentId(id))
+        .await
+        .map_err(|e| Failure::new(e.context("store unavailable"), None))?;
+    let Some(inc) = inc else {
+        return Ok(Handled::default());
+    };
+    let url = a.response_url.clone().unwrap_or_default();
+    if !can_close(inc.status) {
+        let text = ui::close_refused(&inc)["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let r = app.clone();
+        return Ok(Handled::default().then(move || {
+            let r2 = r.clone();
+            r.spawn_tracked(async move {
+                if let Err(e) = r2.ctx().slack.respond(&url, &text).await {
+                    tracing::warn!(error = %e, "could not answer the button press");
+                }
+            });
+        }));
+    }
+    let meta = ResolveFormMeta { incident: inc.id }.encode();
+    let today = app.ctx().clock.now().date_naive();
+    let work = open_modal(app, a.trigger_id, url, received, move |_| {
+        ui::close_modal(&inc, today, &meta)
+    });
+    Ok(Handled::default().then(work))
+}

@@ -118,6 +118,11 @@ async fn dispatch(
             {
                 follow_up::on_actions(app, a).await
             }
+            Inbound::BlockAction(a)
+                if a.actions.iter().any(|x| x.action_id == ui::REVIEW_CLOSE_ACTION) =>
+            {
+                close::on_review_button(app, a, received).await
+            }
             Inbound::BlockAction(a) => retry::on_actions(app, a),
             Inbound::Event(e) => {
                 let first = events

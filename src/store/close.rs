@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, OptionalExtension};
 
-use super::{parse_ts, ts, write_tx, Lane, Store};
+use super::{from_millis, millis, parse_ts, ts, write_tx, Lane, Store};
 use crate::incident::lifecycle::{Change, Transition};
 use crate::incident::{IncidentId, Status, UserId};
 
@@ -182,7 +182,8 @@ impl Store {
             };
             tx.prepare_cached(
                 "UPDATE incidents SET status = ?2, resolve_key = NULL, resolved_at = NULL, \
-                 resolved_by = NULL, resolution = NULL WHERE id = ?1 AND status = ?3",
+                 resolved_by = NULL, resolution = NULL, review_reminded_for = NULL \
+                 WHERE id = ?1 AND status = ?3",
             )?
             .execute(params![id.0, change.to.as_str(), change.from.as_str()])?;
             for pattern in FORGOTTEN_ON_REOPEN {
@@ -195,6 +196,48 @@ impl Store {
             pending_marker(&tx, id, &marker, &at)?;
             tx.commit()?;
             Ok(Some(change))
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// The due time the last review reminder since the latest resolve stood for.
+    pub async fn review_reminded_for(&self, id: IncidentId) -> Result<Option<DateTime<Utc>>> {
+        self.with(Lane::General, move |c| {
+            let ms: Option<Option<i64>> = c
+                .prepare_cached("SELECT review_reminded_for FROM incidents WHERE id = ?1")?
+                .query_row([id.0], |r| r.get(0))
+                .optional()?;
+            ms.flatten().map(from_millis).transpose()
+        })
+        .await
+    }
+
+    /// Record that the reminder for `due_at` is due to be sent, with its steps pending, once:
+    /// false when a reminder for this (or a later) due time was recorded before.
+    pub async fn record_review_reminder(
+        &self,
+        id: IncidentId,
+        due_at: DateTime<Utc>,
+        marker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let marker = marker.to_string();
+        self.with(Lane::General, move |c| {
+            let tx = write_tx(c)?;
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE incidents SET review_reminded_for = ?2 WHERE id = ?1 \
+                     AND (review_reminded_for IS NULL OR review_reminded_for < ?2)",
+                )?
+                .execute(params![id.0, millis(due_at)])?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            pending_marker(&tx, id, &marker, &ts(now))?;
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
@@ -304,7 +347,41 @@ mod tests {
             assert!(s.step(id, kept).await.unwrap().is_some(), "{kept}");
         }
         assert_eq!(s.pending_steps(id).await.unwrap(), vec!["workflow:reopen"]);
+        assert_eq!(s.review_reminded_for(id).await.unwrap(), None);
         // Resolvable again, with a new submission.
         assert!(s.status(id).await.unwrap().unwrap().can_resolve());
+    }
+}
+
+#[cfg(test)]
+mod review_tests {
+    use super::super::tests::{declared, t};
+    use super::*;
+
+    #[tokio::test]
+    async fn a_review_reminder_is_recorded_once_per_due_time() {
+        let s = Store::in_memory().unwrap();
+        let id = declared(&s).await;
+        assert!(s
+            .record_review_reminder(id, t(30), "workflow:review:1", t(31))
+            .await
+            .unwrap());
+        assert!(!s
+            .record_review_reminder(id, t(30), "workflow:review:1", t(32))
+            .await
+            .unwrap());
+        assert!(!s
+            .record_review_reminder(id, t(20), "workflow:review:0", t(33))
+            .await
+            .unwrap());
+        assert_eq!(s.review_reminded_for(id).await.unwrap(), Some(t(30)));
+        assert!(s
+            .record_review_reminder(id, t(60), "workflow:review:2", t(61))
+            .await
+            .unwrap());
+        assert_eq!(
+            s.pending_steps(id).await.unwrap(),
+            vec!["workflow:review:1".to_string(), "workflow:review:2".into()]
+        );
     }
 }

@@ -138,6 +138,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE incidents ADD COLUMN closed_by TEXT;
     ALTER TABLE incidents ADD COLUMN review_date TEXT;
     ALTER TABLE incidents ADD COLUMN review_notes TEXT;
+    ALTER TABLE incidents ADD COLUMN review_reminded_for INTEGER;
     "#,
 ];
 

@@ -114,6 +114,7 @@ pub async fn run_reopen(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
     let Some(channel) = inc.channel_id.clone() else {
         return Ok(());
     };
+    super::review::cancel(runner, id).await?;
     integrations::page_again(runner, id);
     let target = inc.name.channel_name();
     let renamed = retry_call(ctx, &StepKey::Rename, || async {

@@ -16,6 +16,7 @@ pub mod declare;
 pub mod follow_ups;
 pub mod integrations;
 pub mod resolve;
+pub mod review;
 pub mod runner;
 pub mod steps;
 pub mod summary;

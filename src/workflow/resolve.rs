@@ -100,6 +100,13 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
     e.context("announcements")?;
 
     ctx.store.transition(id, Transition::Resolved).await?;
+    // Review reminders from now on (issue 12).
+    super::review::start(
+        runner,
+        id,
+        inc.resolved_at.unwrap_or_else(|| ctx.clock.now()),
+    )
+    .await?;
     // The summary's refresh state is not needed any more (a late refresh renders anew).
     ctx.summaries
         .lock()

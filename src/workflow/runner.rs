@@ -602,7 +602,11 @@ impl Runner {
 
     async fn execute(self: &Arc<Self>, id: IncidentId, w: Workflow) -> Result<()> {
         match w {
-            Workflow::Declare | Workflow::Resolve | Workflow::Close | Workflow::Reopen => {
+            Workflow::Declare
+            | Workflow::Resolve
+            | Workflow::Close
+            | Workflow::Reopen
+            | Workflow::Review(_) => {
                 let marker = StepKey::of(w).to_string();
                 let store = &self.ctx.store;
                 let now = self.ctx.clock.now();
@@ -614,6 +618,7 @@ impl Runner {
                     Workflow::Declare => super::declare::run(self, id).await?,
                     Workflow::Resolve => super::resolve::run(self, id).await?,
                     Workflow::Close => super::close::run_close(self, id).await?,
+                    Workflow::Review(ms) => super::review::run(self, id, ms).await?,
                     _ => super::close::run_reopen(self, id).await?,
                 }
                 store
@@ -710,7 +715,7 @@ pub fn resume_plan(status: Status, pending_steps: &[String]) -> Result<Vec<Workf
     let rank = |w: &Workflow| match w {
         Workflow::Declare => 0,
         Workflow::Resolve => 1,
-        Workflow::Close | Workflow::Reopen => 2,
+        Workflow::Close | Workflow::Reopen | Workflow::Review(_) => 2,
         Workflow::Background(_) | Workflow::FollowUp(_) => 3,
     };
     wanted.sort_by_key(rank);

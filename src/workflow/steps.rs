@@ -55,6 +55,8 @@ pub enum Workflow {
     Close,
     /// A resolved incident back to investigating.
     Reopen,
+    /// The review reminder for one due time (unix milliseconds).
+    Review(i64),
 }
 
 impl fmt::Display for Workflow {
@@ -66,6 +68,7 @@ impl fmt::Display for Workflow {
             Workflow::FollowUp(n) => write!(f, "follow_up:{n}"),
             Workflow::Close => f.write_str("close"),
             Workflow::Reopen => f.write_str("reopen"),
+            Workflow::Review(ms) => write!(f, "review:{ms}"),
         }
     }
 }
@@ -105,6 +108,9 @@ pub enum StepKey {
     Archive,
     ArchiveRefused,
     ReopenPost,
+    // review reminders, per due time (unix ms): the channel post and each DM
+    ReviewPost(i64),
+    ReviewDm(i64, crate::incident::UserId),
 }
 
 impl StepKey {
@@ -133,6 +139,7 @@ impl StepKey {
             StepKey::FollowUpPost(n) | StepKey::FollowUpDm(n) => Workflow::FollowUp(*n),
             StepKey::ClosePost | StepKey::Archive | StepKey::ArchiveRefused => Workflow::Close,
             StepKey::ReopenPost => Workflow::Reopen,
+            StepKey::ReviewPost(ms) | StepKey::ReviewDm(ms, _) => Workflow::Review(*ms),
         }
     }
 
@@ -173,6 +180,8 @@ impl fmt::Display for StepKey {
             StepKey::Archive => f.write_str("archive"),
             StepKey::ArchiveRefused => f.write_str("archive_refused"),
             StepKey::ReopenPost => f.write_str("reopen_post"),
+            StepKey::ReviewPost(ms) => write!(f, "review_post:{ms}"),
+            StepKey::ReviewDm(ms, u) => write!(f, "review_dm:{ms}:{u}"),
         }
     }
 }
@@ -192,6 +201,10 @@ impl FromStr for StepKey {
             Ok(n) if n > 0 && !v.starts_with('+') => Ok(n),
             _ => Err(unknown()),
         };
+        let millis = |v: &str| match v.parse::<i64>() {
+            Ok(n) if n >= 0 && !v.starts_with('+') => Ok(n),
+            _ => Err(unknown()),
+        };
         let channel = |v: &str| {
             if v.is_empty() {
                 Err(unknown())
@@ -204,6 +217,9 @@ impl FromStr for StepKey {
                 "workflow" => StepKey::Workflow(match rest {
                     "declare" => Workflow::Declare,
                     "resolve" => Workflow::Resolve,
+                    r if r.starts_with("review:") => {
+                        Workflow::Review(millis(&r["review:".len()..])?)
+                    }
                     r if r.starts_with("follow_up:") => {
                         Workflow::FollowUp(number(&r["follow_up:".len()..])?)
                     }
@@ -219,6 +235,14 @@ impl FromStr for StepKey {
                 "recovered" => StepKey::Recovered(bg(rest)?),
                 "bookmark" => StepKey::Bookmark(bg(rest)?),
                 "follow_up_post" => StepKey::FollowUpPost(number(rest)?),
+                "review_post" => StepKey::ReviewPost(millis(rest)?),
+                "review_dm" => {
+                    let (ms, user) = rest.split_once(':').ok_or_else(unknown)?;
+                    if user.is_empty() {
+                        return Err(unknown());
+                    }
+                    StepKey::ReviewDm(millis(ms)?, crate::incident::UserId::from(user))
+                }
                 "follow_up_dm" => StepKey::FollowUpDm(number(rest)?),
                 _ => return Err(unknown()),
             });
@@ -275,6 +299,9 @@ mod tests {
             StepKey::Archive,
             StepKey::ArchiveRefused,
             StepKey::ReopenPost,
+            StepKey::Workflow(Workflow::Review(1_796_000_000_000)),
+            StepKey::ReviewPost(1_796_000_000_000),
+            StepKey::ReviewDm(1_796_000_000_000, "U0BOB".into()),
         ];
         for b in Background::ALL {
             keys.extend([

@@ -141,6 +141,70 @@ pub fn close_form_refused() -> Value {
     }})
 }
 
+/// Action id of the *Close* button on a review reminder (value: the incident id).
+pub const REVIEW_CLOSE_ACTION: &str = "incd_review_close";
+
+/// A review reminder: the open follow-ups with their owners, and while the incident is
+/// resolved but not closed, a *Close* button (in the channel).
+pub fn review_reminder(
+    incident: &Incident,
+    open: &[crate::incident::follow_up::FollowUp],
+    tz: chrono_tz::Tz,
+    in_channel: bool,
+) -> (String, Value) {
+    let since = incident
+        .resolved_at
+        .map(|at| format!(" (resolved {})", slack_time(at, tz)))
+        .unwrap_or_default();
+    let head = if incident.status == Status::Closed {
+        format!(
+            ":alarm_clock: Review reminder for incident `{}`{since}: it is closed, but {} follow-up(s) are still open.",
+            incident.name,
+            open.len()
+        )
+    } else {
+        format!(
+            ":alarm_clock: Review reminder for incident `{}`{since}: hold the post-incident review, then close it with `/incident close`. Open follow-ups: {}.",
+            incident.name,
+            open.len()
+        )
+    };
+    let mut blocks = vec![section(head.clone())];
+    let lines: Vec<String> = open
+        .iter()
+        .take(40)
+        .map(|f| {
+            let owner = f
+                .owner
+                .as_ref()
+                .map(|o| format!("<@{o}>"))
+                .unwrap_or_else(|| "_no owner_".into());
+            let due = f
+                .due
+                .map(|d| format!(" · due {}", d.format("%Y-%m-%d")))
+                .unwrap_or_default();
+            format!(
+                "• *{}* {} · {owner}{due}",
+                f.reference(),
+                escape_and_clamp(&one_line(&f.title), 200)
+            )
+        })
+        .collect();
+    if !lines.is_empty() {
+        blocks.push(section(lines.join("\n")));
+    }
+    if in_channel && incident.status == Status::Resolved {
+        blocks.push(
+            SlackActionsBlock::new(vec![SlackBlockButtonElement::new(pt("Close incident"))
+                .with_action_id(REVIEW_CLOSE_ACTION.into())
+                .with_value(incident.id.to_string())
+                .into()])
+            .into(),
+        );
+    }
+    (clamp(&head, FALLBACK_MAX), to_json(&blocks))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::incident;
@@ -169,6 +233,8 @@ mod tests {
                 "reopened_ack": reopened_ack(&inc),
                 "closed_refuses": closed_refuses(&closed, "/resolve-incident"),
                 "form_refused": close_form_refused(),
+            "reminder": review_reminder(&inc, &[crate::incident::follow_up::FollowUp::new(1, "<!here> canary", Some("U2".into()), None)], chrono_tz::UTC, true),
+            "reminder_closed_dm": review_reminder(&closed, &[], chrono_tz::UTC, false),
             })
         );
     }
