@@ -249,7 +249,7 @@ pub fn rss_breakdown(pid: u32) -> Option<String> {
             }
         }
     }
-    by.sort_by(|a, b| b.1.cmp(&a.1));
+    by.sort_by_key(|e| std::cmp::Reverse(e.1));
     let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()
