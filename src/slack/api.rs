@@ -183,11 +183,14 @@ enum BudgetKind {
 
 /// What a call may do now.
 enum Admission {
-    /// Within budget (or alone over budget, holding the permit): send.
+    /// Within budget: send (beside others).
     Go,
+    /// Over budget and holding the key's permit: send alone.
+    GoAlone,
     /// Gate closed, or paced: try again after this long.
     Wait(Duration),
-    /// Over budget: take the key's one-at-a-time permit first.
+    /// Over budget, or a call over budget is on its way: take the key's permit first (so that
+    /// when Slack refuses that call, nothing else of the key left after it).
     Alone(Arc<tokio::sync::Semaphore>),
 }
 
@@ -275,6 +278,10 @@ impl Budget {
         if self.gate > now {
             return Admission::Wait(self.gate - now);
         }
+        // A call over budget is on its way: wait for its answer (it may be a 429).
+        if !holding_alone && self.alone.available_permits() == 0 {
+            return Admission::Alone(self.alone.clone());
+        }
         match self.until_room(now) {
             None => {
                 self.spend(now);
@@ -283,7 +290,7 @@ impl Budget {
             Some(wait) if self.paced_until.is_some_and(|p| now < p) => Admission::Wait(wait),
             Some(_) if holding_alone => {
                 self.spend(now);
-                Admission::Go
+                Admission::GoAlone
             }
             Some(_) => Admission::Alone(self.alone.clone()),
         }
@@ -563,7 +570,9 @@ impl SlackApi {
                     .admit(now, alone.is_some())
             };
             match admission {
-                Admission::Go => return alone,
+                // Within budget: no need to keep others waiting.
+                Admission::Go => return None,
+                Admission::GoAlone => return alone,
                 Admission::Wait(d) => {
                     alone = None;
                     tokio::time::sleep(d).await;
@@ -707,7 +716,7 @@ mod tests {
             assert!(goes(&b.admit(t0, false)), "within the tier: at once");
         }
         assert!(matches!(b.admit(t0, false), Admission::Alone(_)));
-        assert!(goes(&b.admit(t0, true)), "over budget, alone: sent");
+        assert!(matches!(b.admit(t0, true), Admission::GoAlone));
         // A minute (plus margin) after the first twenty, the budget is back.
         let later = t0 + TIER_WINDOW;
         for _ in 0..19 {
@@ -753,6 +762,25 @@ mod tests {
         assert!(goes(
             &b.admit(t0 + POST_SPACING + Duration::from_millis(1), false)
         ));
+    }
+
+    #[test]
+    fn while_a_call_over_budget_is_on_its_way_no_other_call_of_its_key_leaves() {
+        let t0 = Instant::now();
+        let mut b = Budget::new("chat.postMessage", &rates(), t0);
+        for _ in 0..POST_BURST {
+            assert!(goes(&b.admit(t0, false)));
+        }
+        let Admission::Alone(sem) = b.admit(t0, false) else {
+            panic!("over budget: alone")
+        };
+        let permit = sem.try_acquire_owned().expect("free");
+        assert!(matches!(b.admit(t0, true), Admission::GoAlone));
+        // Budget is back, but the lone call has not been answered (it may get a 429).
+        let later = t0 + POST_SPACING * 3;
+        assert!(matches!(b.admit(later, false), Admission::Alone(_)));
+        drop(permit);
+        assert!(goes(&b.admit(later, false)));
     }
 
     #[test]
