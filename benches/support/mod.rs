@@ -224,8 +224,13 @@ pub fn rss_breakdown(pid: u32) -> Option<String> {
         let first = line.split_whitespace().next().unwrap_or("");
         if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             let path = line.split_whitespace().nth(5).unwrap_or("");
+            let perms = line.split_whitespace().nth(1).unwrap_or("");
             current = if path == exe.as_str() || path.ends_with("/incd") {
-                "binary"
+                match perms {
+                    "r-xp" => "binary code",
+                    "r--p" => "binary read-only data",
+                    _ => "binary writable data",
+                }
             } else if path == "[heap]" {
                 "brk heap (main-thread malloc)"
             } else if path == "[stack]" {
@@ -260,9 +265,18 @@ pub fn rss_breakdown(pid: u32) -> Option<String> {
         .filter(|(_, kb, _)| *kb > 0)
         .map(|(c, kb, n)| format!("{c} {} kB ({n} mappings)", kb))
         .collect();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+            .unwrap_or_default()
+    };
     Some(format!(
-        "{}; {threads} threads, {anon_regions} anonymous mappings",
-        parts.join(" · ")
+        "{}; {threads} threads, {anon_regions} anonymous mappings; RssAnon {}, RssFile {}",
+        parts.join(" · "),
+        field("RssAnon:"),
+        field("RssFile:")
     ))
 }
 

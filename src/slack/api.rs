@@ -160,6 +160,8 @@ struct Budget {
     paced_until: Option<Instant>,
     /// Held by the one call over budget that is on its way.
     alone: Arc<tokio::sync::Semaphore>,
+    /// Calls of this key sent and not yet answered.
+    in_flight: usize,
 }
 
 #[derive(Debug)]
@@ -187,6 +189,9 @@ enum Admission {
     Go,
     /// Over budget and holding the key's permit: send alone.
     GoAlone,
+    /// Over budget, holding the permit, but calls within budget are still on their way: wait for
+    /// their answers (one of them may be the 429) before going alone.
+    Drain,
     /// Gate closed, or paced: try again after this long.
     Wait(Duration),
     /// Over budget, or a call over budget is on its way: take the key's permit first (so that
@@ -218,6 +223,7 @@ impl Budget {
             gate: now,
             paced_until: None,
             alone: Arc::new(tokio::sync::Semaphore::new(1)),
+            in_flight: 0,
         }
     }
 
@@ -285,11 +291,14 @@ impl Budget {
         match self.until_room(now) {
             None => {
                 self.spend(now);
+                self.in_flight += 1;
                 Admission::Go
             }
             Some(wait) if self.paced_until.is_some_and(|p| now < p) => Admission::Wait(wait),
+            Some(_) if holding_alone && self.in_flight > 0 => Admission::Drain,
             Some(_) if holding_alone => {
                 self.spend(now);
+                self.in_flight += 1;
                 Admission::GoAlone
             }
             Some(_) => Admission::Alone(self.alone.clone()),
@@ -444,6 +453,11 @@ impl SlackApi {
         let mut connect_failures = 0;
         loop {
             let _alone = self.admit(gate, method).await;
+            // Counted as on its way until this iteration ends, after a 429 has closed the gate.
+            let _answered = Answered {
+                api: self,
+                key: gate,
+            };
             let result = self.raw(method, token, &body).await;
             match result {
                 Ok(resp) if resp.status == 429 => {
@@ -573,6 +587,8 @@ impl SlackApi {
                 // Within budget: no need to keep others waiting.
                 Admission::Go => return None,
                 Admission::GoAlone => return alone,
+                // Keep the permit (nothing new leaves meanwhile); look again shortly.
+                Admission::Drain => tokio::time::sleep(DRAIN_POLL).await,
                 Admission::Wait(d) => {
                     alone = None;
                     tokio::time::sleep(d).await;
@@ -593,6 +609,24 @@ impl SlackApi {
         b.gate = b.gate.max(now + wait);
         b.paced_until = Some(now + wait + self.rates.paced_memory);
         b.exhaust(now);
+    }
+}
+
+/// How often a call waiting to go alone looks whether the calls before it were answered.
+const DRAIN_POLL: Duration = Duration::from_millis(2);
+
+/// Counts a call of `key` as answered (or abandoned) when dropped.
+struct Answered<'a> {
+    api: &'a SlackApi,
+    key: &'a str,
+}
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        let mut budgets = self.api.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = budgets.get_mut(self.key) {
+            b.in_flight = b.in_flight.saturating_sub(1);
+        }
     }
 }
 
@@ -716,6 +750,11 @@ mod tests {
             assert!(goes(&b.admit(t0, false)), "within the tier: at once");
         }
         assert!(matches!(b.admit(t0, false), Admission::Alone(_)));
+        assert!(
+            matches!(b.admit(t0, true), Admission::Drain),
+            "not before the twenty are answered"
+        );
+        b.in_flight = 0;
         assert!(matches!(b.admit(t0, true), Admission::GoAlone));
         // A minute (plus margin) after the first twenty, the budget is back.
         let later = t0 + TIER_WINDOW;
@@ -775,6 +814,9 @@ mod tests {
             panic!("over budget: alone")
         };
         let permit = sem.try_acquire_owned().expect("free");
+        // The ten within budget are still on their way: one of them may draw the 429.
+        assert!(matches!(b.admit(t0, true), Admission::Drain));
+        b.in_flight = 0;
         assert!(matches!(b.admit(t0, true), Admission::GoAlone));
         // Budget is back, but the lone call has not been answered (it may get a 429).
         let later = t0 + POST_SPACING * 3;
