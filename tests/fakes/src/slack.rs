@@ -108,6 +108,7 @@ mod http;
 mod methods;
 mod model;
 mod ratelimit;
+pub use ratelimit::DEFAULT_POST_BURST;
 mod socket;
 mod spec;
 mod state;
@@ -496,9 +497,6 @@ impl FakeSlack {
     pub fn enforce_rate_limits(&self, time_scale: f64) {
         let mut st = self.lock();
         st.rate.scale = Some(time_scale.max(0.001));
-        if st.rate.post_message_burst == 0 {
-            st.rate.post_message_burst = 1;
-        }
     }
 
     /// Stop enforcing rate limits (early retries are still recorded).
@@ -506,7 +504,8 @@ impl FakeSlack {
         self.lock().rate.scale = None;
     }
 
-    /// chat.postMessage calls allowed per channel per (scaled) second (default 1).
+    /// chat.postMessage burst per channel (default [`DEFAULT_POST_BURST`]), refilled
+    /// one per (scaled) second.
     pub fn set_post_message_burst(&self, n: u32) {
         self.lock().rate.post_message_burst = n.max(1);
     }

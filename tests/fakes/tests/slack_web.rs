@@ -1025,11 +1025,14 @@ async fn rate_limits_answer_429_with_retry_after_and_record_early_retries() {
     );
     assert_eq!(slack.early_retries().len(), 1);
     assert_eq!(slack.rate_limited().len(), 2);
-    // chat.postMessage: 1 per (here: 2 s) per channel; other channels are independent.
+    // chat.postMessage: a burst, then 1 per (here: 2 s) per channel; other channels are
+    // independent.
     slack.enforce_rate_limits(0.5);
     let a = slack.channel_by_name("rl-1").unwrap().id;
     let b = slack.channel_by_name("rl-2").unwrap().id;
-    post(&slack, &a, "1").await;
+    for i in 0..DEFAULT_POST_BURST {
+        post(&slack, &a, &format!("burst {i}")).await;
+    }
     let r = api(
         &slack,
         "chat.postMessage",

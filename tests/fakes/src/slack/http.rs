@@ -300,6 +300,7 @@ pub(crate) async fn api_handler(
             token_kind: kind,
             args: args_json.clone(),
             at: arrived,
+            applied_at: Instant::now(),
             status,
             response,
             retry_after,

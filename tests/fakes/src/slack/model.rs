@@ -57,6 +57,9 @@ pub struct ApiCall {
     pub args: Value,
     /// When the request arrived.
     pub at: Instant,
+    /// When the fake had applied it (recorded right after the effect, before the answer leaves;
+    /// after the injected latency).
+    pub applied_at: Instant,
     /// HTTP status sent; `0` when the fake never answered ([`Fault::Hang`], [`Fault::ApplyThenHang`]).
     pub status: u16,
     /// The JSON body sent (or, for `ApplyThenHang`, the body that would have been sent).
