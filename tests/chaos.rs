@@ -106,6 +106,8 @@ struct Run {
     self_exits: Vec<String>,
     /// Logs of every incd process of the run.
     logs: Vec<std::path::PathBuf>,
+    /// When each incd process was started.
+    spawned: Vec<Instant>,
     kills_done: usize,
 }
 
@@ -155,6 +157,7 @@ impl Run {
             noticed: Vec::new(),
             self_exits: Vec::new(),
             logs: Vec::new(),
+            spawned: Vec::new(),
             kills_done: 0,
         }
     }
@@ -189,6 +192,7 @@ impl Run {
                 ));
                 self.incd = None;
             }
+            self.spawned.push(Instant::now());
             let incd = self.w.spawn();
             self.logs.push(incd.log.clone());
             self.incd = Some(incd);
@@ -357,7 +361,8 @@ impl Run {
     fn find_channel(&self, tag: &str) -> Option<incd_fakes::slack::Channel> {
         self.w.slack.channels().into_iter().find(|c| {
             c.name.starts_with("incd-")
-                && (c.topic.value.contains(tag) || c.messages.iter().any(|m| text_of(m).contains(tag)))
+                && (c.topic.value.contains(tag)
+                    || c.messages.iter().any(|m| text_of(m).contains(tag)))
         })
     }
 
@@ -466,9 +471,7 @@ impl Run {
         } else {
             match self.pd.alerts().get(&name) {
                 None => out.push(format!("{who}: not paged")),
-                Some(a) if a.opened != 1 => {
-                    out.push(format!("{who}: paged {} times", a.opened))
-                }
+                Some(a) if a.opened != 1 => out.push(format!("{who}: paged {} times", a.opened)),
                 Some(a) if resolved && a.status != AlertStatus::Resolved => {
                     out.push(format!("{who}: page {:?}", a.status))
                 }
@@ -498,9 +501,12 @@ impl Run {
     fn global_problems(&self, plan: &[Planned]) -> Vec<String> {
         let mut out = Vec::new();
         for c in self.w.slack.channels() {
-            if c.name.starts_with("incd-") && !plan.iter().any(|p| {
-                c.topic.value.contains(&p.tag) || c.messages.iter().any(|m| text_of(m).contains(&p.tag))
-            }) {
+            if c.name.starts_with("incd-")
+                && !plan.iter().any(|p| {
+                    c.topic.value.contains(&p.tag)
+                        || c.messages.iter().any(|m| text_of(m).contains(&p.tag))
+                })
+            {
                 out.push(format!("channel {} ({}) has no incident", c.name, c.id));
             }
         }
@@ -528,11 +534,16 @@ impl Run {
         }
         // A request that reaches the fake within IN_FLIGHT of the 429 was on its way before
         // the client could have read the Retry-After; every later one ignored it.
+        // A process started after the 429 never heard of it (not counted either).
         let ra = Duration::from_secs(self.chaos.config().retry_after_secs);
-        let ignored = |early_by: Duration| ra.saturating_sub(early_by) >= IN_FLIGHT;
+        let ignored = |at: Instant, early_by: Duration| {
+            let since_429 = ra.saturating_sub(early_by);
+            let restarted = self.spawned.iter().any(|s| *s + since_429 > at && *s <= at);
+            since_429 >= IN_FLIGHT && !restarted
+        };
         for e in self.w.slack.early_retries() {
             let early_by = e.allowed_at.saturating_duration_since(e.at);
-            if ignored(early_by) {
+            if ignored(e.at, early_by) {
                 out.push(format!(
                     "Slack {} called {early_by:?} inside a Retry-After window",
                     e.method
@@ -543,7 +554,7 @@ impl Run {
             ("PagerDuty", self.pd.early_retries()),
             ("Notion", self.notion.early_retries()),
         ] {
-            for e in early.into_iter().filter(|e| ignored(e.early_by())) {
+            for e in early.into_iter().filter(|e| ignored(e.at, e.early_by())) {
                 out.push(format!(
                     "{svc} {} {} came {:?} inside a Retry-After window",
                     e.method,
@@ -557,7 +568,10 @@ impl Run {
                 out.push(format!("Slack would refuse: {v}"));
             }
         }
-        for (svc, rejected) in [("PagerDuty", self.pd.rejected()), ("Notion", self.notion.rejected())] {
+        for (svc, rejected) in [
+            ("PagerDuty", self.pd.rejected()),
+            ("Notion", self.notion.rejected()),
+        ] {
             for r in rejected.into_iter().filter(|r| r.status != 429) {
                 out.push(format!(
                     "{svc} would refuse {} {}: {} {}",
@@ -635,8 +649,8 @@ async fn chaos_run(seed: u64, incidents: usize, mix: Mix) -> Vec<String> {
     let mut next_declare = 0;
     let mut to_resolve: Vec<usize> = Vec::new();
     for action in 0..total_actions {
-        let resolve_now = !to_resolve.is_empty()
-            && (next_declare == incidents || run.rng.random_bool(0.45));
+        let resolve_now =
+            !to_resolve.is_empty() && (next_declare == incidents || run.rng.random_bool(0.45));
         if resolve_now {
             let k = run.rng.random_range(0..to_resolve.len());
             let i = to_resolve.swap_remove(k);
@@ -677,10 +691,7 @@ async fn chaos_run(seed: u64, incidents: usize, mix: Mix) -> Vec<String> {
             .entry(format!("{:?} {:?}", i.service, i.class))
             .or_default() += 1;
     }
-    let complete = plan
-        .iter()
-        .filter(|p| run.incomplete(p).is_empty())
-        .count();
+    let complete = plan.iter().filter(|p| run.incomplete(p).is_empty()).count();
     eprintln!(
         "chaos seed {seed}: {complete}/{incidents} incidents complete, {} failures, {} kills, pagerduty {}, {:.0?}; injected {by_class:?}; noticed by people: {:?}",
         failures.len(),
@@ -715,7 +726,11 @@ async fn ten_incidents_survive_hangs_429s_socket_drops_and_duplicate_deliveries(
     let incidents = env_usize("INCD_CHAOS_INCIDENTS", 10);
     for seed in seeds(&[2]) {
         let failures = chaos_run(seed, incidents, Mix::survivable()).await;
-        assert!(failures.is_empty(), "{}", report(seed, incidents, &failures));
+        assert!(
+            failures.is_empty(),
+            "{}",
+            report(seed, incidents, &failures)
+        );
     }
 }
 
@@ -726,7 +741,11 @@ async fn full_chaos_completes_every_incident_exactly_once() {
     let incidents = env_usize("INCD_CHAOS_INCIDENTS", 10);
     for seed in seeds(&[1]) {
         let failures = chaos_run(seed, incidents, Mix::full(incidents)).await;
-        assert!(failures.is_empty(), "{}", report(seed, incidents, &failures));
+        assert!(
+            failures.is_empty(),
+            "{}",
+            report(seed, incidents, &failures)
+        );
     }
 }
 
