@@ -1,4 +1,4 @@
-//! Composition root: builds the clients, the store and the router, and runs incd until shutdown.
+//! Composition root: builds the clients, the store and the handlers, and runs incd until shutdown.
 //!
 //! [`App`] is the one shared context handed to handlers and workflows (settings, store, clients,
 //! metrics, per-incident locks and the tracker of in-flight work).
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::sync::{watch, Notify, OwnedMutexGuard};
 use tracing::Instrument;
 
@@ -17,14 +17,13 @@ use crate::config::Settings;
 use crate::integrations::notion::Notion;
 use crate::integrations::pagerduty::Pager;
 use crate::metrics::Metrics;
+use crate::net::http_client;
 use crate::slack::api::SlackApi;
 use crate::slack::socket::{KeepAlive, SocketMode};
 use crate::store::Store;
 
 /// How long shutdown waits for in-flight steps before leaving the rest to the next start.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Pooled connections kept per host.
-const POOL_IDLE: usize = 16;
 
 /// Shared context.
 pub struct App {
@@ -45,18 +44,6 @@ pub struct App {
     inflight: AtomicUsize,
     idle: Notify,
     shutting_down: AtomicBool,
-}
-
-/// The HTTP client shared by every outbound service: pooled, with a connect timeout.
-pub fn http_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(POOL_IDLE)
-        .tcp_nodelay(true)
-        .user_agent(concat!("incd/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")
 }
 
 impl App {
@@ -228,7 +215,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
 
     // Connect at once; the token check below runs while the socket opens.
     let (sock_tx, sock_rx) = watch::channel(false);
-    let router = Arc::new(crate::router::Router::new(app.clone()));
+    let dispatcher = Arc::new(crate::handlers::Dispatcher::new(app.clone()));
     let socket = Arc::new(SocketMode::new(
         Arc::new(SlackApi::new(
             http_client()?,
@@ -237,7 +224,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             app.settings.slack.app_token.clone(),
             app.metrics.clone(),
         )),
-        router,
+        dispatcher,
         app.metrics.clone(),
         app.settings.slack.connections,
         keepalive_from_env(),
@@ -246,16 +233,12 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
 
     // Who are we? Validates the bot token early. Slack being unreachable is not fatal (the socket
     // keeps retrying and the id only filters ourselves from invites); a refused token is.
-    match app.slack.auth_test().await {
-        Ok((body, _)) => {
-            if let Some(u) = body["user_id"].as_str() {
-                let _ = app.bot_user.set(u.to_string());
+    match app.slack.whoami().await {
+        Ok(me) => {
+            if let Some(u) = me.user_id {
+                let _ = app.bot_user.set(u.0);
             }
-            tracing::info!(
-                team = body["team"].as_str().unwrap_or(""),
-                bot = body["user"].as_str().unwrap_or(""),
-                "bot token accepted"
-            );
+            tracing::info!(team = %me.team, bot = %me.user, "bot token accepted");
         }
         Err(e) if e.code().is_some() => {
             let _ = sock_tx.send(true);
@@ -305,33 +288,22 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
 /// `not_in_channel`. Private channels need a person to `/invite` the bot; that is logged.
 async fn ensure_broadcast_membership(app: &App) {
     for channel in &app.settings.slack.broadcast_channels {
-        let info = match app
-            .slack
-            .call_form("conversations.info", &[("channel", channel)])
-            .await
-        {
+        let channel = crate::incident::ids::ChannelId::from(channel.as_str());
+        let info = match app.slack.info(&channel).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(channel = %channel, error = %e, "broadcast channel not usable: check the ID and invite the bot (`incd doctor` tells more)");
                 continue;
             }
         };
-        let ch = &info["channel"];
-        if ch["is_member"].as_bool() == Some(true) {
+        if info.is_member {
             continue;
         }
-        if ch["is_private"].as_bool() == Some(true) || ch["is_archived"].as_bool() == Some(true) {
+        if info.is_private || info.is_archived {
             tracing::error!(channel = %channel, "incd is not a member of this private or archived broadcast channel: invite the bot with /invite @incd");
             continue;
         }
-        match app
-            .slack
-            .call(
-                "conversations.join",
-                serde_json::json!({"channel": channel}),
-            )
-            .await
-        {
+        match app.slack.join(&channel).await {
             Ok(_) => tracing::info!(channel = %channel, "joined broadcast channel"),
             Err(e) => {
                 tracing::error!(channel = %channel, error = %e, "could not join broadcast channel: invite the bot with /invite @incd")

@@ -7,12 +7,13 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::app::http_client;
 use crate::config::Settings;
+use crate::incident::ids::ChannelId;
 use crate::integrations::notion::Notion;
 use crate::integrations::pagerduty::Pager;
 use crate::integrations::Check;
 use crate::metrics::Metrics;
+use crate::net::http_client;
 use crate::slack::api::SlackApi;
 use crate::slack::manifest::bot_scopes;
 
@@ -51,17 +52,19 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Check>> {
 
 async fn check_bot_token(slack: &SlackApi) -> Vec<Check> {
     let name = "Slack bot token (SLACK_BOT_TOKEN)";
-    match slack.auth_test().await {
-        Ok((body, scopes)) => {
+    match slack.whoami().await {
+        Ok(me) => {
+            let or_unknown = |s: &str| if s.is_empty() { "?".to_string() } else { s.to_string() };
             let mut out = vec![Check::pass(
                 name,
                 format!(
                     "valid for team {} as {}",
-                    body["team"].as_str().unwrap_or("?"),
-                    body["user"].as_str().unwrap_or("?")
+                    or_unknown(&me.team),
+                    or_unknown(&me.user)
                 ),
             )];
-            let granted: BTreeSet<String> = scopes
+            let granted: BTreeSet<String> = me
+                .scopes
                 .unwrap_or_default()
                 .split(',')
                 .map(|s| s.trim().to_string())
@@ -135,16 +138,12 @@ async fn check_socket(slack: &SlackApi) -> Check {
 
 async fn check_broadcast(slack: &SlackApi, channel: &str) -> Check {
     let name = format!("Broadcast channel {channel}");
-    match slack
-        .call_form("conversations.info", &[("channel", channel)])
-        .await
-    {
-        Ok(v) => {
-            let ch = &v["channel"];
-            let label = ch["name"].as_str().unwrap_or(channel);
-            if ch["is_archived"].as_bool() == Some(true) {
+    match slack.info(&ChannelId::from(channel)).await {
+        Ok(info) => {
+            let label = info.name.as_deref().unwrap_or(channel);
+            if info.is_archived {
                 Check::fail(name, format!("#{label} is archived"), "Unarchive it or remove it from INCD_BROADCAST_CHANNELS.")
-            } else if ch["is_member"].as_bool() == Some(true) {
+            } else if info.is_member {
                 Check::pass(name, format!("#{label} exists and incd is a member"))
             } else {
                 Check::fail(

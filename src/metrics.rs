@@ -198,7 +198,7 @@ mod tests {
         m.ack(Duration::from_micros(800));
         m.external_call(
             "slack",
-            "chat.postMessage",
+            crate::slack::web::Method::ChatPostMessage.name(),
             Duration::from_millis(30),
             false,
         );

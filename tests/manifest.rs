@@ -1,10 +1,12 @@
 //! The manifest requests exactly the bot scopes the code needs, checked against Slack's method
-//! documentation and against the source itself.
+//! documentation and against the source itself: every typed call in `slack/web.rs` names a
+//! [`Method`], and no Web API method name is written anywhere outside `src/slack/`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use incd::slack::manifest::{bot_scopes, manifest_yaml, COMMANDS_SCOPE, METHODS};
+use incd::slack::web::Method;
 use serde_json::Value;
 
 fn spec_dir() -> PathBuf {
@@ -34,26 +36,63 @@ fn bot_scopes_of(method: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Every `"x.y"` literal passed to `.call(` / `.call_form(` in `src/`.
-fn methods_called_in_source() -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+/// Every `.rs` file under `src/`, with its path relative to the crate root.
+fn source_files() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    let mut stack = vec![root.join("src")];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-                continue;
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, std::fs::read_to_string(&path).unwrap()));
             }
-            let text = std::fs::read_to_string(&path).unwrap();
-            for needle in [".call(", ".call_form("] {
-                for (i, _) in text.match_indices(needle) {
-                    let rest = text[i + needle.len()..].trim_start();
-                    if let Some(lit) = rest.strip_prefix('"') {
-                        let name = &lit[..lit.find('"').unwrap()];
-                        found.insert(name.to_string());
-                    }
+        }
+    }
+    out
+}
+
+/// Every `"x.y"` literal passed straight to `.call(` / `.call_form(` in `src/`.
+fn raw_calls_in_source() -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (_, text) in source_files() {
+        for needle in [".call(", ".call_form("] {
+            for (i, _) in text.match_indices(needle) {
+                let rest = text[i + needle.len()..].trim_start();
+                if let Some(lit) = rest.strip_prefix('"') {
+                    let name = &lit[..lit.find('"').unwrap()];
+                    found.insert(name.to_string());
                 }
+            }
+        }
+    }
+    found
+}
+
+/// Every `Method::Variant` named in `src/` (the typed calls and anything else naming one).
+fn methods_named_in_source() -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (_, text) in source_files() {
+        for (i, _) in text.match_indices("Method::") {
+            let rest = &text[i + "Method::".len()..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .unwrap_or(rest.len());
+            let variant = &rest[..end];
+            if variant
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_uppercase())
+                && variant != "ALL"
+            {
+                found.insert(variant.to_string());
             }
         }
     }
@@ -62,14 +101,47 @@ fn methods_called_in_source() -> BTreeSet<String> {
 
 #[test]
 fn every_method_the_code_calls_is_in_the_scope_table() {
-    let called = methods_called_in_source();
-    assert!(called.contains("conversations.create") && called.contains("chat.postMessage"));
     let table: BTreeSet<String> = METHODS.iter().map(|(m, _)| m.to_string()).collect();
-    for m in &called {
+    let typed: BTreeSet<String> = Method::ALL.iter().map(|m| m.name().to_string()).collect();
+    assert!(typed.contains("conversations.create") && typed.contains("chat.postMessage"));
+    for m in typed.iter().chain(raw_calls_in_source().iter()) {
         assert!(
             table.contains(m),
             "{m} is called but missing from manifest::METHODS"
         );
+    }
+}
+
+#[test]
+fn every_method_named_in_the_source_is_listed_in_method_all() {
+    let all: BTreeSet<String> = Method::ALL.iter().map(|m| format!("{m:?}")).collect();
+    let named = methods_named_in_source();
+    assert!(named.contains("ConversationsCreate") && named.contains("ChatPostMessage"));
+    for v in &named {
+        // `reqwest::Method::POST` and the like are not ours.
+        if v.chars().all(|c| c.is_ascii_uppercase()) {
+            continue;
+        }
+        assert!(
+            all.contains(v),
+            "Method::{v} is used but missing from Method::ALL"
+        );
+    }
+}
+
+#[test]
+fn no_web_api_method_name_is_written_outside_the_slack_module() {
+    let names: Vec<&str> = METHODS.iter().map(|(m, _)| *m).collect();
+    for (path, text) in source_files() {
+        if path.starts_with("src/slack/") {
+            continue;
+        }
+        for name in &names {
+            assert!(
+                !text.contains(&format!("\"{name}\"")),
+                "{path} names the Web API method {name}: call the typed function in slack::web"
+            );
+        }
     }
 }
 

@@ -358,6 +358,60 @@ async fn a_modal_that_cannot_open_is_explained_to_the_person() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_opens_when_slack_hiccups_twice_within_the_trigger_window() {
+    let mut w = World::new().await;
+    let _incd = w.start(1).await;
+    w.slack
+        .inject_faults("views.open", [Fault::Status(503), Fault::Status(503)]);
+    let d = w
+        .slack
+        .send_slash_command(SlashCommand::new(
+            "/incident",
+            "db down",
+            DEFAULT_USER,
+            GENERAL_CHANNEL,
+        ))
+        .await
+        .unwrap();
+    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    w.until("the declare form is open", || {
+        w.slack.open_views().len() == 1
+    })
+    .await;
+    let tries = w.slack.calls_to("views.open").len();
+    assert_eq!(
+        tries, 3,
+        "two refused attempts, then the one that opened it"
+    );
+    assert!(
+        w.slack.response_url_posts().is_empty(),
+        "nobody is told about a hiccup that was overcome"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_acked_at_once_and_change_nothing() {
+    let mut w = World::new().await;
+    let _incd = w.start(1).await;
+    let d = w
+        .slack
+        .send_event(
+            serde_json::json!({"type": "reaction_added", "user": DEFAULT_USER,
+            "reaction": "pushpin", "item": {"type": "message", "channel": GENERAL_CHANNEL,
+            "ts": "1700000000.000100"}, "event_ts": "1700000001.000100"}),
+        )
+        .await
+        .unwrap();
+    let ack = w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    assert!(ack.payload.is_none());
+    assert!(w
+        .slack
+        .calls()
+        .iter()
+        .all(|c| c.method != "chat.postMessage"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_commands_and_envelopes_are_acked_and_the_service_keeps_serving() {
     let mut w = World::new().await;
     let mut incd = w.start(1).await;

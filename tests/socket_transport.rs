@@ -7,7 +7,9 @@ use std::time::Duration;
 use incd::config::Secret;
 use incd::metrics::Metrics;
 use incd::slack::api::SlackApi;
-use incd::slack::socket::{Envelope, EnvelopeHandler, HandlerFuture, KeepAlive, SocketMode};
+use incd::slack::socket::{
+    Envelope, EnvelopeHandler, Handled, HandlerFuture, KeepAlive, SocketMode,
+};
 use incd_fakes::slack::{FakeSlack, SlashCommand, Target, DEFAULT_USER, GENERAL_CHANNEL};
 use serde_json::{json, Value};
 
@@ -17,14 +19,14 @@ impl EnvelopeHandler for Misbehaving {
     fn handle(&self, envelope: Envelope) -> HandlerFuture {
         Box::pin(async move {
             let text = envelope.payload["text"].as_str().unwrap_or("").to_string();
-            match text.as_str() {
+            Handled::reply(match text.as_str() {
                 "panic" => panic!("handler bug"),
                 "slow" => {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     Some(json!({"text": "too late"}))
                 }
                 other => Some(json!({"text": format!("ok {other}")})),
-            }
+            })
         })
     }
 }
@@ -32,7 +34,7 @@ impl EnvelopeHandler for Misbehaving {
 async fn start(slack: &FakeSlack) -> tokio::sync::watch::Sender<bool> {
     let metrics = Arc::new(Metrics::new());
     let api = Arc::new(SlackApi::new(
-        incd::app::http_client().unwrap(),
+        incd::net::http_client().unwrap(),
         &slack.api_url(),
         Secret::new(slack.bot_token()),
         Secret::new(slack.app_token()),
@@ -139,7 +141,7 @@ async fn a_repeated_envelope_id_is_acked_but_handled_once() {
 async fn start_unconnected(slack: &FakeSlack) -> tokio::sync::watch::Sender<bool> {
     let metrics = Arc::new(Metrics::new());
     let api = Arc::new(SlackApi::new(
-        incd::app::http_client().unwrap(),
+        incd::net::http_client().unwrap(),
         &slack.api_url(),
         Secret::new(slack.bot_token()),
         Secret::new(slack.app_token()),

@@ -1,8 +1,15 @@
 //! The domain: incidents, their names, severities and lifecycle. No I/O here.
 
+pub mod command;
+pub mod follow_up;
 pub mod ids;
 pub mod naming;
+pub mod nudge;
+pub mod postmortem;
+pub mod review;
+pub mod roles;
 pub mod text;
+pub mod timeline;
 
 use chrono::{DateTime, Utc};
 

@@ -147,20 +147,6 @@ impl RateGate {
     }
 }
 
-/// Parse a `Retry-After` header: integer or decimal seconds, or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
-        }
-        return None;
-    }
-    let when = DateTime::parse_from_rfc2822(v).ok()?;
-    let delta = when.with_timezone(&Utc) - Utc::now();
-    Some(delta.to_std().unwrap_or(Duration::ZERO))
-}
-
 /// Classify a transport-level reqwest failure.
 pub(crate) fn transport_error(service: &'static str, err: &reqwest::Error) -> IntegrationError {
     let detail = if err.is_timeout() {
@@ -183,7 +169,7 @@ pub(crate) fn status_error(
     match status {
         429 => IntegrationError::RateLimited {
             service,
-            retry_after: retry_after.and_then(parse_retry_after),
+            retry_after: retry_after.and_then(crate::net::parse_retry_after),
         },
         500..=599 => IntegrationError::Unavailable {
             service,
@@ -237,17 +223,6 @@ impl IncidentFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_accepts_seconds_and_decimals() {
-        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
-        assert_eq!(
-            parse_retry_after(" 1.5 "),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-        assert_eq!(parse_retry_after("-1"), None);
-    }
 
     #[test]
     fn only_refusals_are_final() {

@@ -86,6 +86,20 @@ impl SlackError {
         }
     }
 
+    /// Whether trying again later may succeed: the one place that classifies Slack failures.
+    ///
+    /// Transient: no usable answer (timeouts, connection failures or resets, HTTP 5xx and 408,
+    /// 429 after its `Retry-After`) and Slack's own "try again" codes (`internal_error`,
+    /// `fatal_error`, `service_unavailable`, `request_timeout`, `ratelimited`). Everything else
+    /// (a refusal such as `name_taken`, `missing_scope`, `channel_not_found`, or a request incd
+    /// itself got wrong) is permanent: repeating it gives the same answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SlackError::Api { code, .. } => TRANSIENT_CODES.contains(&code.as_str()),
+            SlackError::Transport { detail, .. } => transient_detail(detail),
+        }
+    }
+
     /// A line a person can act on.
     pub fn human(&self) -> String {
         match self {
@@ -105,6 +119,32 @@ impl SlackError {
         }
     }
 }
+
+/// Slack error codes that mean "not now" rather than "no".
+const TRANSIENT_CODES: &[&str] = &[
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "ratelimited",
+];
+
+/// Classify a [`SlackError::Transport`] detail, as written by this module: an HTTP status is
+/// transient when it is 408, 429 or 5xx; everything that is not a status (timeouts, connection
+/// failures and resets, rate limited for too long) is transient, except a `response_url` that is
+/// not a URL and an answer without the field it must have.
+fn transient_detail(detail: &str) -> bool {
+    if let Some(code) = detail.strip_prefix("HTTP ") {
+        return match code.trim().parse::<u16>() {
+            Ok(status) => status == 408 || status == 429 || status >= 500,
+            Err(_) => false,
+        };
+    }
+    !matches!(detail, NOT_A_URL | NO_URL_IN_RESPONSE)
+}
+
+const NOT_A_URL: &str = "not an http(s) URL";
+const NO_URL_IN_RESPONSE: &str = "response had no url";
 
 /// Which token a call uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +248,7 @@ impl SlackApi {
             .map(String::from)
             .ok_or_else(|| SlackError::Transport {
                 method: "apps.connections.open".into(),
-                detail: "response had no url".into(),
+                detail: NO_URL_IN_RESPONSE.into(),
             })
     }
 
@@ -219,7 +259,7 @@ impl SlackApi {
         if !(response_url.starts_with("https://") || response_url.starts_with("http://")) {
             return Err(SlackError::Transport {
                 method: method.into(),
-                detail: "not an http(s) URL".into(),
+                detail: NOT_A_URL.into(),
             });
         }
         let t0 = std::time::Instant::now();
@@ -350,7 +390,7 @@ impl SlackApi {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(crate::integrations::parse_retry_after);
+            .and_then(crate::net::parse_retry_after);
         let scopes = resp
             .headers()
             .get("x-oauth-scopes")
@@ -531,6 +571,88 @@ mod tests {
         .unwrap_err();
         assert!(e.human().contains("pins:write"));
         assert!(check_ok("x", json!({"ok": true})).is_ok());
+    }
+
+    fn api(code: &str) -> SlackError {
+        SlackError::Api {
+            method: "chat.postMessage".into(),
+            code: code.into(),
+            needed: None,
+            response: json!({"ok": false, "error": code}),
+        }
+    }
+
+    fn transport(detail: &str) -> SlackError {
+        SlackError::Transport {
+            method: "chat.postMessage".into(),
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn server_errors_and_request_timeouts_are_transient() {
+        for status in [500, 502, 503, 504, 408] {
+            assert!(
+                transport(&format!("HTTP {status}")).is_transient(),
+                "{status}"
+            );
+        }
+        for status in [400, 403, 404, 410] {
+            assert!(
+                !transport(&format!("HTTP {status}")).is_transient(),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn timeouts_and_lost_connections_are_transient() {
+        for detail in [
+            "timed out",
+            "connection failed",
+            "network error",
+            "timed out reading the response",
+            "connection lost reading the response",
+        ] {
+            assert!(transport(detail).is_transient(), "{detail}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_are_transient() {
+        assert!(transport("HTTP 429").is_transient());
+        assert!(transport("rate limited for too long").is_transient());
+        assert!(api("ratelimited").is_transient());
+    }
+
+    #[test]
+    fn slack_try_again_codes_are_transient() {
+        for code in [
+            "internal_error",
+            "fatal_error",
+            "service_unavailable",
+            "request_timeout",
+        ] {
+            assert!(api(code).is_transient(), "{code}");
+        }
+    }
+
+    #[test]
+    fn refusals_and_malformed_requests_are_permanent() {
+        for code in [
+            "name_taken",
+            "missing_scope",
+            "channel_not_found",
+            "not_in_channel",
+            "invalid_auth",
+            "expired_trigger_id",
+            "invalid_arguments",
+            "invalid_response",
+        ] {
+            assert!(!api(code).is_transient(), "{code}");
+        }
+        assert!(!transport(NOT_A_URL).is_transient());
+        assert!(!transport(NO_URL_IN_RESPONSE).is_transient());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::router::{DECLARE_COMMAND, RESOLVE_COMMAND};
+/// Slash commands incd answers (the manifest registers exactly these).
+pub const DECLARE_COMMAND: &str = "/incident";
+pub const RESOLVE_COMMAND: &str = "/resolve-incident";
 
 /// `(method, bot scope incd relies on)`; `None` when the method needs no scope.
 pub const METHODS: &[(&str, Option<&str>)] = &[

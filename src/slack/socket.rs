@@ -8,6 +8,8 @@
 //! - reads frames in a loop that never waits on handlers: every envelope is handed to a spawned
 //!   task whose answer (the ack, with an optional payload) goes back through the socket's writer
 //!   task; a handler that is slow or panics still gets a bare ack within [`ACK_DEADLINE`];
+//! - starts the work a handler asks for ([`Handled::then`]) only once the writer has written
+//!   the ack frame (or found the socket gone), so no slow or crashing work can hold back an ack;
 //! - drops repeated `envelope_id`s (acked, not handled twice);
 //! - on `disconnect` (`warning`, `refresh_requested`, `too_many_websockets`) opens the replacement
 //!   first and lets the old socket drain until Slack closes it;
@@ -27,7 +29,7 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -89,14 +91,52 @@ pub struct Envelope {
     pub retry_attempt: Option<u64>,
 }
 
-/// Boxed future returned by handlers.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Option<Value>> + Send>>;
+/// Work a handler wants started once its ack is out (it spawns whatever takes time).
+pub type AfterAck = Box<dyn FnOnce() + Send>;
 
-/// Turns an envelope into its ack payload (`None` for a bare ack). Must answer quickly: anything
-/// slow belongs in a task it spawns.
+/// A handler's answer: the ack payload (`None` for a bare ack) and the work to start after it.
+#[derive(Default)]
+pub struct Handled {
+    pub ack: Option<Value>,
+    pub then: Option<AfterAck>,
+}
+
+impl Handled {
+    /// Ack with `payload` (or bare), nothing to start.
+    pub fn reply(payload: Option<Value>) -> Handled {
+        Handled {
+            ack: payload,
+            then: None,
+        }
+    }
+
+    /// Start `work` after the ack has been written.
+    pub fn then(mut self, work: impl FnOnce() + Send + 'static) -> Handled {
+        self.then = Some(Box::new(work));
+        self
+    }
+}
+
+impl std::fmt::Debug for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handled")
+            .field("ack", &self.ack)
+            .field("then", &self.then.is_some())
+            .finish()
+    }
+}
+
+/// Boxed future returned by handlers.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Handled> + Send>>;
+
+/// Turns an envelope into its ack payload and the work to start once the ack is written. Must
+/// answer quickly: anything slow belongs in the work.
 pub trait EnvelopeHandler: Send + Sync + 'static {
     fn handle(&self, envelope: Envelope) -> HandlerFuture;
 }
+
+/// A frame for the socket's writer; `written` is told once the frame is on the wire (or failed).
+type Outgoing = (Message, Option<oneshot::Sender<()>>);
 
 /// The Socket Mode client.
 pub struct SocketMode {
@@ -370,11 +410,15 @@ impl SocketMode {
         mut shutdown: watch::Receiver<bool>,
     ) -> SocketEnd {
         let (mut sink, mut stream) = ws.split();
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outgoing>();
         let writer = tokio::spawn(async move {
-            while let Some(msg) = out_rx.recv().await {
+            while let Some((msg, written)) = out_rx.recv().await {
                 let closing = matches!(msg, Message::Close(_));
-                if sink.send(msg).await.is_err() || closing {
+                let failed = sink.send(msg).await.is_err();
+                if let Some(w) = written {
+                    let _ = w.send(());
+                }
+                if failed || closing {
                     break;
                 }
             }
@@ -406,7 +450,7 @@ impl SocketMode {
                                 }
                             }
                         }
-                        Message::Ping(p) => { let _ = out_tx.send(Message::Pong(p)); }
+                        Message::Ping(p) => { let _ = out_tx.send((Message::Pong(p), None)); }
                         Message::Close(_) => break SocketEnd::Closed,
                         _ => {}
                     }
@@ -416,10 +460,10 @@ impl SocketMode {
                         tracing::warn!(slot, silent_ms = last_inbound.elapsed().as_millis() as u64, "Socket Mode connection went silent; replacing it");
                         break SocketEnd::Silent;
                     }
-                    let _ = out_tx.send(Message::Ping(Vec::new().into()));
+                    let _ = out_tx.send((Message::Ping(Vec::new().into()), None));
                 }
                 _ = shutdown.changed() => {
-                    let _ = out_tx.send(Message::Close(None));
+                    let _ = out_tx.send((Message::Close(None), None));
                     break SocketEnd::Shutdown;
                 }
             }
@@ -432,7 +476,7 @@ impl SocketMode {
     }
 
     /// Handle one text frame. Returns a disconnect reason when Slack asked us to go.
-    fn on_text(&self, text: &str, out: &mpsc::UnboundedSender<Message>) -> Option<String> {
+    fn on_text(&self, text: &str, out: &mpsc::UnboundedSender<Outgoing>) -> Option<String> {
         let received = Instant::now();
         tracing::debug!(len = text.len(), "socket frame received");
         let mut v: Value = match serde_json::from_str(text) {
@@ -468,7 +512,7 @@ impl SocketMode {
         if !fresh {
             self.metrics.duplicate_envelope();
             tracing::info!(%envelope_id, "duplicate envelope acked and ignored");
-            send_ack(out, &envelope_id, None);
+            let _ = send_ack(out, &envelope_id, None);
             self.metrics.ack(received.elapsed());
             return None;
         }
@@ -482,29 +526,51 @@ impl SocketMode {
             retry_attempt: v.get("retry_attempt").and_then(Value::as_u64),
             payload: v.get_mut("payload").map(Value::take).unwrap_or(Value::Null),
         };
-        let accepts_payload = envelope.accepts_response_payload;
-        let handler = self.handler.clone();
-        let metrics = self.metrics.clone();
-        let out = out.clone();
-        tokio::spawn(async move {
-            let fut = std::panic::AssertUnwindSafe(handler.handle(envelope)).catch_unwind();
-            let payload = match tokio::time::timeout(ACK_DEADLINE, fut).await {
-                Ok(Ok(p)) => p,
-                Ok(Err(_)) => {
-                    metrics.handler_panic();
-                    tracing::error!(%envelope_id, "handler panicked; envelope acked, service continues");
-                    None
-                }
-                Err(_) => {
-                    tracing::warn!(%envelope_id, "handler missed the ack deadline; sent a bare ack");
-                    None
-                }
-            };
-            let payload = if accepts_payload { payload } else { None };
-            send_ack(&out, &envelope_id, payload);
-            metrics.ack(received.elapsed());
-        });
+        tokio::spawn(answer(
+            self.handler.clone(),
+            envelope,
+            out.clone(),
+            self.metrics.clone(),
+            received,
+        ));
         None
+    }
+}
+
+/// Run the handler on one envelope, write its ack, then start the work it asked for: only once
+/// the writer has written the ack frame (or the socket is gone and Slack will redeliver; the
+/// handler recorded the intent before answering, so the work is still due).
+async fn answer(
+    handler: Arc<dyn EnvelopeHandler>,
+    envelope: Envelope,
+    out: mpsc::UnboundedSender<Outgoing>,
+    metrics: Arc<Metrics>,
+    received: Instant,
+) {
+    let envelope_id = envelope.envelope_id.clone();
+    let accepts_payload = envelope.accepts_response_payload;
+    let fut = std::panic::AssertUnwindSafe(handler.handle(envelope)).catch_unwind();
+    let handled = match tokio::time::timeout(ACK_DEADLINE, fut).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(_)) => {
+            metrics.handler_panic();
+            tracing::error!(%envelope_id, "handler panicked; envelope acked, service continues");
+            Handled::default()
+        }
+        Err(_) => {
+            tracing::warn!(%envelope_id, "handler missed the ack deadline; sent a bare ack");
+            Handled::default()
+        }
+    };
+    let payload = if accepts_payload { handled.ack } else { None };
+    let written = send_ack(&out, &envelope_id, payload);
+    metrics.ack(received.elapsed());
+    if let Some(work) = handled.then {
+        if let Some(written) = written {
+            // Err: the writer is gone without writing it; the work is due all the same.
+            let _ = written.await;
+        }
+        work();
     }
 }
 
@@ -525,14 +591,25 @@ impl Drop for LiveGuard {
     }
 }
 
-fn send_ack(out: &mpsc::UnboundedSender<Message>, envelope_id: &str, payload: Option<Value>) {
+/// Queue the ack frame; the receiver is told once the writer has written it.
+fn send_ack(
+    out: &mpsc::UnboundedSender<Outgoing>,
+    envelope_id: &str,
+    payload: Option<Value>,
+) -> Option<oneshot::Receiver<()>> {
     let frame = match payload {
         Some(p) => json!({"envelope_id": envelope_id, "payload": p}),
         None => json!({"envelope_id": envelope_id}),
     };
-    if out.send(Message::Text(frame.to_string().into())).is_err() {
+    let (tx, rx) = oneshot::channel();
+    if out
+        .send((Message::Text(frame.to_string().into()), Some(tx)))
+        .is_err()
+    {
         tracing::warn!(%envelope_id, "socket closed before the ack could be sent; Slack will redeliver");
+        return None;
     }
+    Some(rx)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -593,6 +670,95 @@ mod tests {
         }
         assert!(s.set.len() <= SEEN_CAPACITY);
         assert!(s.insert("a"), "oldest ids are forgotten");
+    }
+
+    /// Acks `text` envelopes and asks for work that notes itself in `log`.
+    struct AckThenWork(Arc<Mutex<Vec<String>>>);
+
+    impl EnvelopeHandler for AckThenWork {
+        fn handle(&self, envelope: Envelope) -> HandlerFuture {
+            let log = self.0.clone();
+            Box::pin(async move {
+                let id = envelope.envelope_id.clone();
+                Handled::reply(Some(json!({"text": "ok"}))).then(move || {
+                    log.lock().unwrap().push(format!("work {id}"));
+                })
+            })
+        }
+    }
+
+    fn envelope(id: &str) -> Envelope {
+        Envelope {
+            envelope_id: id.into(),
+            kind: "interactive".into(),
+            payload: json!({"type": "view_submission"}),
+            accepts_response_payload: true,
+            retry_attempt: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_work_starts_only_after_the_ack_frame_is_written() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outgoing>();
+        let writer_log = log.clone();
+        // A writer that holds the frame until the work would have had every chance to run first.
+        let writer = tokio::spawn(async move {
+            let (msg, written) = out_rx.recv().await.expect("an ack frame");
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            let Message::Text(t) = msg else {
+                panic!("not a text frame")
+            };
+            writer_log.lock().unwrap().push(format!("ack {t}"));
+            written.expect("the ack asks to be told").send(()).unwrap();
+        });
+        let metrics = Arc::new(Metrics::new());
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            answer(
+                Arc::new(AckThenWork(log.clone())),
+                envelope("E1"),
+                out_tx,
+                metrics,
+                Instant::now(),
+            ),
+        )
+        .await
+        .expect("answered in time");
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .unwrap()
+            .unwrap();
+        let log = log.lock().unwrap().clone();
+        assert_eq!(
+            log,
+            vec![
+                r#"ack {"envelope_id":"E1","payload":{"text":"ok"}}"#.to_string(),
+                "work E1".to_string()
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_work_still_starts_when_the_socket_is_gone() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (out_tx, out_rx) = mpsc::unbounded_channel::<Outgoing>();
+        drop(out_rx);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            answer(
+                Arc::new(AckThenWork(log.clone())),
+                envelope("E2"),
+                out_tx,
+                Arc::new(Metrics::new()),
+                Instant::now(),
+            ),
+        )
+        .await
+        .expect("answered in time");
+        assert_eq!(*log.lock().unwrap(), vec!["work E2".to_string()]);
     }
 
     #[test]

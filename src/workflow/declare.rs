@@ -8,13 +8,15 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::app::App;
+use crate::incident::ids::{ChannelId, MessageTs, UserId};
 use crate::incident::naming::draw_name;
 use crate::incident::{Incident, Status};
 use crate::slack::api::SlackError;
-use crate::slack::messages;
+use crate::slack::ui;
+use crate::slack::web::CreateChannelError;
 use crate::store::StepState;
 use crate::workflow::{
     integrations, post_step, post_step_outcome, slack_step, summary, StepOutcome,
@@ -51,12 +53,7 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
                 // Wake integration steps waiting for the channel: none will come.
                 app.channel_created.notify_waiters();
                 integrations::declare_failed(&app_arc, id);
-                send_to_reporter(
-                    app,
-                    &inc,
-                    &messages::declare_failed_reply(&inc.title, &reason),
-                )
-                .await;
+                send_to_reporter(app, &inc, &ui::declare_failed_reply(&inc.title, &reason)).await;
                 return Ok(());
             }
         }
@@ -70,13 +67,11 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
         if let Some(ts) = ts {
             // Pin, and catch up with links that arrived while the summary was being posted.
             let pin = slack_step(app, id, "pin", |_| {
-                let args = json!({"channel": channel, "timestamp": ts});
-                async move {
-                    match app.slack.call("pins.add", args).await {
-                        Err(e) if e.is_code("already_pinned") => Ok(()),
-                        r => r.map(|_| ()),
-                    }
-                }
+                let (channel, ts) = (
+                    ChannelId::from(channel.as_str()),
+                    MessageTs::from(ts.as_str()),
+                );
+                async move { app.slack.pin(&channel, &ts).await }
             });
             tokio::join!(pin, summary::refresh(app, id));
         }
@@ -131,21 +126,11 @@ async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
         let _ = app
             .store
             .set_step(inc.id, "create_channel", StepState::Started, None);
-        let result = app
-            .slack
-            .call(
-                "conversations.create",
-                json!({"name": name, "is_private": false}),
-            )
-            .await;
+        let result = app.slack.create_channel(&name).await;
         match result {
-            Ok(resp) => {
-                let Some(id) = resp["channel"]["id"].as_str() else {
-                    return Err("Slack returned no channel id".into());
-                };
-                return record_channel(app, inc, id);
-            }
-            Err(e) if e.is_code("name_taken") => {
+            Ok(id) => return record_channel(app, inc, id.as_str()),
+            Err(e @ CreateChannelError::NoChannelId) => return Err(e.to_string()),
+            Err(CreateChannelError::NameTaken) => {
                 if maybe_created {
                     match find_own_channel(app, &name).await {
                         Ok(Some(id)) => {
@@ -164,16 +149,14 @@ async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
                         StepState::GaveUp,
                         Some("name_taken"),
                     );
-                    return Err(format!(
-                        "Slack said every name incd tried was taken ({names_tried} names)"
-                    ));
+                    return Err(ui::names_taken_reason(names_tried));
                 }
-                let new_name = new_name(app, inc).ok_or("no unused name left for today")?;
+                let new_name = new_name(app, inc).ok_or_else(ui::no_name_left_reason)?;
                 tracing::warn!(old = %inc.name, new = %new_name, "channel name taken in Slack; drawing another");
                 inc.name = new_name;
                 maybe_created = false;
             }
-            Err(e @ SlackError::Transport { .. }) => {
+            Err(CreateChannelError::Slack(e @ SlackError::Transport { .. })) => {
                 transport_failures += 1;
                 maybe_created = true;
                 let _ = app.store.set_step(
@@ -190,7 +173,7 @@ async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
                 ))
                 .await;
             }
-            Err(e) => {
+            Err(CreateChannelError::Slack(e)) => {
                 let _ = app.store.set_step(
                     inc.id,
                     "create_channel",
@@ -206,7 +189,7 @@ async fn create_channel(app: &App, inc: &mut Incident) -> Result<(), String> {
 fn record_channel(app: &App, inc: &mut Incident, id: &str) -> Result<(), String> {
     app.store
         .set_field(inc.id, crate::store::Field::ChannelId, id)
-        .map_err(|e| format!("store error: {e}"))?;
+        .map_err(|e| ui::channel_not_saved_reason(&e))?;
     let _ = app
         .store
         .set_step(inc.id, "create_channel", StepState::Done, None);
@@ -238,31 +221,9 @@ fn new_name(app: &App, inc: &Incident) -> Option<crate::incident::IncidentName> 
 
 /// Find a channel named `name` that the bot created (it is a member of every channel it made).
 async fn find_own_channel(app: &App, name: &str) -> Result<Option<String>, SlackError> {
-    let mut cursor = String::new();
-    for _ in 0..50 {
-        let mut args: Vec<(&str, &str)> = vec![
-            ("types", "public_channel"),
-            ("exclude_archived", "false"),
-            ("limit", "200"),
-        ];
-        if !cursor.is_empty() {
-            args.push(("cursor", &cursor));
-        }
-        let resp = app.slack.call_form("users.conversations", &args).await?;
-        let bot = app.bot_user_id();
-        let found = resp["channels"].as_array().into_iter().flatten().find(|c| {
-            c["name"] == name
-                && (bot.is_none() || c.get("creator").is_none() || c["creator"].as_str() == bot)
-        });
-        if let Some(c) = found {
-            return Ok(c["id"].as_str().map(String::from));
-        }
-        match resp["response_metadata"]["next_cursor"].as_str() {
-            Some(c) if !c.is_empty() => cursor = c.to_string(),
-            _ => return Ok(None),
-        }
-    }
-    Ok(None)
+    let bot = app.bot_user_id().map(UserId::from);
+    let found = app.slack.find_own_channel(name, bot.as_ref()).await?;
+    Ok(found.map(|c| c.0))
 }
 
 async fn invite(app: &App, inc: &Incident, channel: &str) {
@@ -290,27 +251,15 @@ async fn invite(app: &App, inc: &Incident, channel: &str) {
 /// one so a single bad id never keeps the responders out.
 async fn invite_users(app: &App, channel: &str, users: &[String]) -> Result<(), SlackError> {
     let benign = |e: &SlackError| e.is_code("already_in_channel") || e.is_code("cant_invite_self");
-    match app
-        .slack
-        .call(
-            "conversations.invite",
-            json!({"channel": channel, "users": users.join(",")}),
-        )
-        .await
-    {
+    let channel = ChannelId::from(channel);
+    let all: Vec<UserId> = users.iter().map(|u| UserId::from(u.as_str())).collect();
+    match app.slack.invite(&channel, &all).await {
         Ok(_) => Ok(()),
         Err(e) if benign(&e) && users.len() == 1 => Ok(()),
         Err(e @ SlackError::Api { .. }) if users.len() > 1 => {
             tracing::warn!(error = %e, "batch invite refused; inviting one by one");
-            for u in users {
-                match app
-                    .slack
-                    .call(
-                        "conversations.invite",
-                        json!({"channel": channel, "users": u}),
-                    )
-                    .await
-                {
+            for u in &all {
+                match app.slack.invite(&channel, std::slice::from_ref(u)).await {
                     Ok(_) => {}
                     Err(e) if benign(&e) => {}
                     Err(e @ SlackError::Transport { .. }) => return Err(e),
@@ -325,15 +274,11 @@ async fn invite_users(app: &App, channel: &str, users: &[String]) -> Result<(), 
 
 async fn set_topic(app: &App, inc: &Incident, channel: &str) {
     let level = app.settings.incidents.severity(&inc.severity);
-    let topic = messages::topic(inc, level, false);
+    let topic = ui::topic(inc, level, false);
+    let channel = ChannelId::from(channel);
     slack_step(app, inc.id, "topic", |_| {
-        let args = json!({"channel": channel, "topic": topic});
-        async move {
-            app.slack
-                .call("conversations.setTopic", args)
-                .await
-                .map(|_| ())
-        }
+        let (channel, topic) = (&channel, &topic);
+        async move { app.slack.set_topic(channel, topic).await }
     })
     .await;
 }
@@ -343,17 +288,13 @@ async fn announce_in(app: &App, inc: &Incident, broadcast: &str) {
     let level = app.settings.incidents.severity(&inc.severity);
     let tz = app.settings.incidents.timezone;
     let render = || {
-        let (t, b) = messages::announcement(inc, level, tz);
+        let (t, b) = ui::announcement(inc, level, tz);
         (t, Some(b))
     };
     let ts = match post_step_outcome(app, inc, &step, broadcast, render, None).await {
         StepOutcome::Failed(Some(e)) if e.is_code("not_in_channel") => {
             // A public channel the bot has not joined yet: join and try once more.
-            match app
-                .slack
-                .call("conversations.join", json!({"channel": broadcast}))
-                .await
-            {
+            match app.slack.join(&ChannelId::from(broadcast)).await {
                 Ok(_) => {
                     let _ = app.store.reset_step(inc.id, &step);
                     post_step(app, inc, &step, broadcast, render, None).await
@@ -374,7 +315,7 @@ async fn announce_in(app: &App, inc: &Incident, broadcast: &str) {
 /// Tell the reporter where the incident lives: ephemeral where they typed the command, else a DM.
 async fn reply_to_reporter(app: &App, inc: &Incident) {
     let current = app.store.incident(inc.id).ok().flatten();
-    let text = messages::declared_reply(current.as_ref().unwrap_or(inc));
+    let text = ui::declared_reply(current.as_ref().unwrap_or(inc));
     slack_step(app, inc.id, "reply", |_| {
         let text = text.clone();
         async move {
@@ -394,24 +335,25 @@ async fn send_to_reporter(app: &App, inc: &Incident, text: &str) {
             Err(e) => tracing::info!(error = %e, "ephemeral reply not possible; sending a DM"),
         }
     }
-    if let Err(e) = app
-        .slack
-        .call(
-            "chat.postMessage",
-            json!({"channel": inc.reporter, "text": text, "unfurl_links": false}),
-        )
-        .await
-    {
+    let reporter = UserId::from(inc.reporter.as_str());
+    if let Err(e) = app.slack.direct_message(&reporter, text).await {
         tracing::warn!(error = %e, "could not reach the reporter");
     }
 }
 
 /// `chat.update` with a few retries on transport failures (an update is idempotent).
-pub(crate) async fn update_with_retry(app: &App, args: Value) -> Result<(), SlackError> {
+pub(crate) async fn update_with_retry(
+    app: &App,
+    channel: &str,
+    ts: &str,
+    text: &str,
+    blocks: &Value,
+) -> Result<(), SlackError> {
+    let (channel, ts) = (ChannelId::from(channel), MessageTs::from(ts));
     let mut n = 0;
     loop {
-        match app.slack.call("chat.update", args.clone()).await {
-            Ok(_) => return Ok(()),
+        match app.slack.update(&channel, &ts, text, blocks).await {
+            Ok(()) => return Ok(()),
             Err(e @ SlackError::Transport { .. }) if n + 1 < super::SLACK_STEP_ATTEMPTS => {
                 n += 1;
                 tracing::warn!(error = %e, "chat.update failed; retrying");

@@ -8,14 +8,15 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use serde_json::json;
 
 use crate::app::App;
+use crate::incident::ids::ChannelId;
 use crate::incident::{Incident, Status};
 use crate::integrations::notion::PostMortem;
 use crate::integrations::pagerduty::PageRef;
 use crate::integrations::{IncidentFacts, IntegrationError, TimelineEntry};
-use crate::slack::messages::{self, Integration};
+use crate::slack::ui::{self, Integration};
+use crate::slack::web::Bookmark;
 use crate::store::{Field, StepState};
 use crate::workflow::{post_step, slack_step, summary, wait_for_channel};
 
@@ -330,9 +331,7 @@ async fn after_success(
             if let Some(u) = &page.html_url {
                 let _ = app.store.set_field(id, Field::PagerDutyUrl, u);
             }
-            let _ =
-                app.store
-                    .add_timeline(id, Utc::now(), "On-call engineer paged through PagerDuty");
+            let _ = app.store.add_timeline(id, Utc::now(), ui::TIMELINE_PAGED);
             page.html_url
         }
         Outcome::Created(pm) => {
@@ -340,7 +339,7 @@ async fn after_success(
             let _ = app.store.set_field(id, Field::NotionUrl, &pm.url);
             let _ = app
                 .store
-                .add_timeline(id, Utc::now(), "Post-mortem page created in Notion");
+                .add_timeline(id, Utc::now(), ui::TIMELINE_POSTMORTEM);
             Some(pm.url)
         }
         Outcome::Updated => {
@@ -356,27 +355,28 @@ async fn after_success(
         }
         return;
     };
-    let title = match kind.integration() {
-        Integration::PagerDuty => "PagerDuty incident",
-        Integration::Notion => "Post-mortem (Notion)",
-    };
+    let title = ui::bookmark_title(kind.integration());
     let bookmark = async {
         if let Some(link) = url
             .as_deref()
             .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
         {
             let step = format!("bookmark:{}", kind.step());
+            let channel = ChannelId::from(channel.as_str());
             slack_step(app, id, &step, |_| {
-                let args =
-                    json!({"channel_id": channel, "title": title, "type": "link", "link": link});
-                async move { app.slack.call("bookmarks.add", args).await.map(|_| ()) }
+                let b = Bookmark {
+                    channel: &channel,
+                    title,
+                    link,
+                };
+                async move { app.slack.bookmark(b).await }
             })
             .await;
         }
     };
     let recovered = async {
         if noticed {
-            let text = messages::integration_recovered(kind.integration(), url.as_deref());
+            let text = ui::integration_recovered(kind.integration(), url.as_deref());
             let step = format!("recovered:{}", kind.step());
             post_step(app, inc, &step, &channel, || (text.clone(), None), None).await;
         }
@@ -413,9 +413,9 @@ async fn post_notice(app: &App, inc: &Incident, kind: Kind, reason: &str, gave_u
     let step = kind.step();
     let minutes = app.settings.retry.give_up_after.as_secs().div_ceil(60);
     let (text, blocks) = if gave_up {
-        messages::integration_gave_up(kind.integration(), reason, inc.id, step)
+        ui::integration_gave_up(kind.integration(), reason, inc.id, step)
     } else {
-        messages::integration_failing(kind.integration(), reason, minutes, inc.id, step)
+        ui::integration_failing(kind.integration(), reason, minutes, inc.id, step)
     };
     let notice_step = if gave_up {
         format!("gave_up:{step}")

@@ -20,19 +20,19 @@ use std::time::Duration;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::app::App;
+use crate::incident::ids::{ChannelId, MessageTs};
 use crate::incident::{Incident, Status};
 use crate::slack::api::{jitter, SlackError};
+use crate::slack::web::Message;
 use crate::store::StepState;
 
 /// Attempts for a Slack step whose call failed without a usable answer (timeout, 5xx).
 pub const SLACK_STEP_ATTEMPTS: u32 = 5;
 /// First backoff between those attempts; doubles each time.
 pub const SLACK_STEP_BACKOFF: Duration = Duration::from_millis(500);
-/// `event_type` of the metadata incd attaches to its messages, to find them again.
-pub const MESSAGE_MARKER: &str = "incd_step";
 
 /// Run a Slack step once to completion, recording its state. Returns `None` when the step was
 /// already done earlier or failed for good (logged and recorded; the workflow goes on).
@@ -150,28 +150,19 @@ pub(crate) async fn post_once(
     step: &str,
     post: Post<'_>,
 ) -> Result<String, SlackError> {
-    let mut args = json!({
-        "channel": post.channel,
-        "text": post.text,
-        "unfurl_links": false,
-        "unfurl_media": false,
-        "metadata": {
-            "event_type": MESSAGE_MARKER,
-            "event_payload": {"incident": incident.name.as_str(), "step": step}
-        }
-    });
-    if let Some(b) = post.blocks {
-        args["blocks"] = b;
-    }
-    if let Some(t) = post.thread_ts {
-        args["thread_ts"] = json!(t);
-    }
-    let resp = app.slack.call("chat.postMessage", args).await?;
-    Ok(resp
-        .get("ts")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string())
+    let channel = ChannelId::from(post.channel);
+    let thread_ts = post.thread_ts.map(MessageTs::from);
+    let ts = app
+        .slack
+        .post(Message {
+            channel: &channel,
+            text: post.text,
+            blocks: post.blocks,
+            thread_ts: thread_ts.as_ref(),
+            marker: (incident.name.as_str(), step),
+        })
+        .await?;
+    Ok(ts.0)
 }
 
 /// Find a message incd posted for `(incident, step)` in `channel` since `since`.
@@ -183,32 +174,16 @@ pub(crate) async fn find_own_message(
     since: DateTime<Utc>,
 ) -> Result<Option<String>, SlackError> {
     let oldest = format!("{}.000000", (since.timestamp() - 60).max(0));
-    let resp = app
+    let found = app
         .slack
-        .call_form(
-            "conversations.history",
-            &[
-                ("channel", channel),
-                ("oldest", &oldest),
-                ("limit", "200"),
-                ("include_all_metadata", "true"),
-            ],
+        .find_own_message(
+            &ChannelId::from(channel),
+            incident.name.as_str(),
+            step,
+            &oldest,
         )
         .await?;
-    let found = resp
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|m| {
-            let md = &m["metadata"];
-            md["event_type"] == MESSAGE_MARKER
-                && md["event_payload"]["incident"] == incident.name.as_str()
-                && md["event_payload"]["step"] == step
-        })
-        .and_then(|m| m.get("ts").and_then(Value::as_str))
-        .map(String::from);
-    Ok(found)
+    Ok(found.map(|ts| ts.0))
 }
 
 /// Post once, looking for an earlier copy first when the outcome of a previous attempt is

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use serde_json::json;
 
 use crate::app::App;
+use crate::incident::ids::ChannelId;
 use crate::incident::{Incident, Status};
-use crate::slack::messages;
+use crate::slack::ui;
 use crate::workflow::declare::update_with_retry;
 use crate::workflow::{integrations, post_step, slack_step, summary};
 
@@ -41,15 +41,11 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
             .map(|(bc, ts)| update_announcement(app, &inc, bc, ts));
         futures_util::future::join_all(futs).await;
     };
+    let channel_id = ChannelId::from(channel.as_str());
     let topic = slack_step(app, id, "resolve_topic", |_| {
-        let args = json!({"channel": channel, "topic": messages::topic(&inc, level, true)});
-        let app = &app;
-        async move {
-            app.slack
-                .call("conversations.setTopic", args)
-                .await
-                .map(|_| ())
-        }
+        let topic = ui::topic(&inc, level, true);
+        let (app, channel) = (&app, &channel_id);
+        async move { app.slack.set_topic(channel, &topic).await }
     });
     let summary = slack_step(app, id, "resolve_summary", |_| {
         let app = &app;
@@ -64,7 +60,7 @@ pub async fn run(app_arc: Arc<App>, id: i64) -> Result<()> {
         "resolution",
         &channel,
         || {
-            let (t, b) = messages::resolution_post(&inc, tz);
+            let (t, b) = ui::resolution_post(&inc, tz);
             (t, Some(b))
         },
         None,
@@ -87,27 +83,18 @@ async fn rename(app: &App, inc: &Incident, channel: &str) {
     slack_step(app, inc.id, "rename", |_| {
         let target = target.clone();
         async move {
-            let r = app
-                .slack
-                .call(
-                    "conversations.rename",
-                    json!({"channel": channel, "name": target}),
-                )
-                .await;
-            match r {
+            let channel = ChannelId::from(channel);
+            match app.slack.rename(&channel, &target).await {
                 Err(e) if e.is_code("name_taken") => {
                     // Already renamed by an earlier attempt?
-                    let info = app
-                        .slack
-                        .call_form("conversations.info", &[("channel", channel)])
-                        .await?;
-                    if info["channel"]["name"] == target.as_str() {
+                    let info = app.slack.info(&channel).await?;
+                    if info.name.as_deref() == Some(target.as_str()) {
                         Ok(())
                     } else {
                         Err(e)
                     }
                 }
-                r => r.map(|_| ()),
+                r => r,
             }
         }
     })
@@ -120,16 +107,15 @@ async fn update_announcement(app: &App, inc: &Incident, broadcast: &str, ts: &st
     let update_step = format!("announce_update:{broadcast}");
     let reply_step = format!("announce_reply:{broadcast}");
     let update = slack_step(app, inc.id, &update_step, |_| {
-        let (text, blocks) = messages::announcement(inc, level, tz);
-        let args = json!({"channel": broadcast, "ts": ts, "text": text, "blocks": blocks});
-        async move { update_with_retry(app, args).await }
+        let (text, blocks) = ui::announcement(inc, level, tz);
+        async move { update_with_retry(app, broadcast, ts, &text, &blocks).await }
     });
     let reply = post_step(
         app,
         inc,
         &reply_step,
         broadcast,
-        || (messages::announcement_resolved_reply(inc), None),
+        || (ui::announcement_resolved_reply(inc), None),
         Some(ts),
     );
     tokio::join!(update, reply);

@@ -7,11 +7,9 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
-
 use crate::app::App;
 use crate::incident::Incident;
-use crate::slack::messages;
+use crate::slack::ui;
 use crate::workflow::declare::update_with_retry;
 use crate::workflow::post_step;
 
@@ -29,7 +27,7 @@ pub type Summaries = std::sync::Mutex<HashMap<i64, SummaryState>>;
 
 fn render(app: &App, inc: &Incident) -> (String, serde_json::Value) {
     let level = app.settings.incidents.severity(&inc.severity);
-    messages::summary(
+    ui::summary(
         inc,
         level,
         app.settings.incidents.timezone,
@@ -112,8 +110,7 @@ async fn send_latest(app: &App, id: i64) {
     if unchanged {
         return;
     }
-    let args = json!({"channel": channel, "ts": ts, "text": rendered.0, "blocks": rendered.1});
-    match update_with_retry(app, args).await {
+    match update_with_retry(app, &channel, &ts, &rendered.0, &rendered.1).await {
         Ok(()) => {
             app.summaries
                 .lock()

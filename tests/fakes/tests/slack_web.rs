@@ -1168,7 +1168,8 @@ async fn connect(
 #[tokio::test]
 async fn views_open_checks_trigger_ids() {
     let slack = FakeSlack::start_with(FakeSlackConfig {
-        trigger_ttl: Duration::from_millis(300),
+        // Long enough that the checks below never race it on a loaded 2-core machine.
+        trigger_ttl: Duration::from_millis(1500),
         ..Default::default()
     })
     .await;
@@ -1242,7 +1243,7 @@ async fn views_open_checks_trigger_ids() {
         .unwrap()
         .trigger_id
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(
         api_err(
             &slack,

@@ -1,0 +1,280 @@
+//! Handlers: one file per input, fed typed [`Inbound`] values by the dispatch here.
+//!
+//! Everything that must answer inside the ack is fast and local: form validation, a store lookup
+//! by channel id, recording a submission's intent. Everything slow (opening modals, workflows)
+//! is returned as work that the transport starts once the ack frame is written
+//! ([`Handled::then`]). Handlers never see a websocket or JSON; the domain never sees an
+//! envelope.
+//!
+//! A handler that fails returns a [`Failure`]: the one root handler ([`Dispatcher`]) logs its
+//! error chain once and acks with the plain words the failure carries for the person.
+
+pub mod declare;
+pub mod events;
+pub mod resolve;
+pub mod retry;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::slack::api::SlackError;
+use crate::slack::inbound::{Inbound, RecentEventIds};
+use crate::slack::manifest::{DECLARE_COMMAND, RESOLVE_COMMAND};
+use crate::slack::socket::{Envelope, EnvelopeHandler, Handled, HandlerFuture};
+use crate::slack::ui;
+
+/// What a handler answers: the ack and the work to start after it, or a [`Failure`].
+pub type Outcome = Result<Handled, Failure>;
+
+/// A handler that could not do what was asked: the cause (logged once, with its chain) and what
+/// to tell the person in the ack (`None`: a bare ack).
+#[derive(Debug)]
+pub struct Failure {
+    pub error: anyhow::Error,
+    pub tell: Option<Value>,
+}
+
+impl Failure {
+    pub fn new(error: impl Into<anyhow::Error>, tell: Option<Value>) -> Failure {
+        Failure {
+            error: error.into(),
+            tell,
+        }
+    }
+}
+
+/// The envelope handler the socket calls.
+pub struct Dispatcher {
+    app: Arc<App>,
+    events: Mutex<RecentEventIds>,
+}
+
+impl Dispatcher {
+    pub fn new(app: Arc<App>) -> Dispatcher {
+        Dispatcher {
+            app,
+            events: Mutex::new(RecentEventIds::default()),
+        }
+    }
+
+    /// Type the envelope, hand it to its handler, and answer failures in one place.
+    fn dispatch(&self, env: Envelope) -> Handled {
+        let span = tracing::info_span!("envelope", id = %env.envelope_id, kind = %env.kind);
+        let _e = span.enter();
+        let received = Instant::now();
+        let inbound = match Inbound::parse(&env.kind, env.payload) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(error = %e, "envelope acked and ignored");
+                return Handled::default();
+            }
+        };
+        let app = &self.app;
+        let outcome = match inbound {
+            Inbound::Command(c) => {
+                tracing::info!(command = %c.command, user = %c.user_id, channel = %c.channel_id, "slash command");
+                if app.is_shutting_down() {
+                    return Handled::reply(Some(ui::restarting()));
+                }
+                match c.command.as_str() {
+                    DECLARE_COMMAND => declare::on_command(app, c, received),
+                    RESOLVE_COMMAND => resolve::on_command(app, c, received),
+                    other => Ok(Handled::reply(Some(ui::unknown_command(other)))),
+                }
+            }
+            Inbound::ViewSubmission(v) => match v.view.callback_id.as_str() {
+                ui::DECLARE_CALLBACK => declare::on_submit(app, v),
+                ui::RESOLVE_CALLBACK => resolve::on_submit(app, v),
+                other => {
+                    tracing::info!(callback_id = other, "unknown view submitted; closing it");
+                    Ok(Handled::default())
+                }
+            },
+            Inbound::BlockAction(a) => retry::on_actions(app, a),
+            Inbound::Event(e) => {
+                let first = self
+                    .events
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .first_time(&e.event_id);
+                events::on_event(e, first)
+            }
+            Inbound::Shortcut(s) => {
+                tracing::debug!(callback_id = %s.callback_id, "shortcut ignored");
+                Ok(Handled::default())
+            }
+            Inbound::Other { kind, detail } => {
+                tracing::info!(kind, ?detail, "envelope acked and ignored");
+                Ok(Handled::default())
+            }
+        };
+        outcome.unwrap_or_else(|f| {
+            tracing::error!(
+                error = format!("{:#}", f.error),
+                "could not handle the envelope"
+            );
+            Handled::reply(f.tell)
+        })
+    }
+}
+
+impl EnvelopeHandler for Dispatcher {
+    fn handle(&self, envelope: Envelope) -> HandlerFuture {
+        let handled = self.dispatch(envelope);
+        Box::pin(async move { handled })
+    }
+}
+
+/// A trigger id opens a modal for this long after the command.
+pub const TRIGGER_LIFE: Duration = Duration::from_secs(3);
+/// `views.open` attempts within the trigger's life.
+pub const OPEN_VIEW_ATTEMPTS: u32 = 3;
+/// Pause between attempts (plus jitter up to a quarter: 300 to 376 ms).
+pub const OPEN_VIEW_SPACING: Duration = Duration::from_millis(300);
+/// No attempt starts later than this before the trigger expires: the request needs time too.
+pub const OPEN_VIEW_MARGIN: Duration = Duration::from_millis(500);
+
+/// Work that opens a modal: `views.open` right away (the trigger expires [`TRIGGER_LIFE`] after
+/// the command arrived at `received`), again on a transient failure while the trigger lives;
+/// when it cannot, the person is told ephemerally. The view is rendered in the work, off the
+/// ack path.
+pub(crate) fn open_modal(
+    app: &Arc<App>,
+    trigger: String,
+    response_url: String,
+    received: Instant,
+    view: impl FnOnce(&App) -> Value + Send + 'static,
+) -> impl FnOnce() + Send + 'static {
+    let a = app.clone();
+    move || {
+        let app = a.clone();
+        a.spawn_tracked(async move {
+            let view = view(&app);
+            let deadline = received + TRIGGER_LIFE - OPEN_VIEW_MARGIN;
+            let r = retry_transient(OPEN_VIEW_ATTEMPTS, OPEN_VIEW_SPACING, deadline, || {
+                app.slack.open_view(&trigger, view.clone())
+            })
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "could not open the modal");
+                let reason = match e.code() {
+                    Some("expired_trigger_id") => ui::trigger_expired_reason(),
+                    _ => e.human(),
+                };
+                if let Err(e) = app
+                    .slack
+                    .respond(&response_url, &ui::modal_failed(&reason))
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not tell the person either");
+                }
+            }
+        });
+    }
+}
+
+/// Call `f` up to `attempts` times while it fails transiently, `spacing` (jittered) apart, never
+/// starting an attempt after `deadline`. Returns the last result.
+pub(crate) async fn retry_transient<T, F, Fut>(
+    attempts: u32,
+    spacing: Duration,
+    deadline: Instant,
+    mut f: F,
+) -> Result<T, SlackError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SlackError>>,
+{
+    let mut n = 1;
+    loop {
+        match f().await {
+            Err(e) if e.is_transient() && n < attempts => {
+                let wait = crate::slack::api::jitter(spacing);
+                if Instant::now() + wait > deadline {
+                    return Err(e);
+                }
+                tracing::info!(error = %e, attempt = n, "Slack hiccuped; trying again");
+                tokio::time::sleep(wait).await;
+                n += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slack::web::Method;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn transient() -> SlackError {
+        SlackError::Transport {
+            method: Method::ViewsOpen.name().into(),
+            detail: "HTTP 503".into(),
+        }
+    }
+
+    fn permanent() -> SlackError {
+        SlackError::Api {
+            method: Method::ViewsOpen.name().into(),
+            code: "expired_trigger_id".into(),
+            needed: None,
+            response: Value::Null,
+        }
+    }
+
+    async fn run(
+        results: Vec<Result<u32, SlackError>>,
+        deadline: Instant,
+    ) -> (Result<u32, SlackError>, u32) {
+        let calls = AtomicU32::new(0);
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            retry_transient(3, Duration::from_millis(10), deadline, || {
+                let i = calls.fetch_add(1, Ordering::SeqCst) as usize;
+                let r = results[i.min(results.len() - 1)].clone();
+                async move { r }
+            }),
+        )
+        .await
+        .expect("retries end in time");
+        (r, calls.load(Ordering::SeqCst))
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(3)
+    }
+
+    #[tokio::test]
+    async fn a_form_opens_after_two_transient_failures() {
+        let (r, calls) = run(vec![Err(transient()), Err(transient()), Ok(1)], later()).await;
+        assert_eq!(r.unwrap(), 1);
+        assert_eq!(calls, 3);
+    }
+
+    #[tokio::test]
+    async fn three_transient_failures_give_up_with_the_last_error() {
+        let (r, calls) = run(vec![Err(transient())], later()).await;
+        assert!(r.unwrap_err().is_transient());
+        assert_eq!(calls, 3);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_is_not_repeated() {
+        let (r, calls) = run(vec![Err(permanent()), Ok(1)], later()).await;
+        assert!(r.unwrap_err().is_code("expired_trigger_id"));
+        assert_eq!(calls, 1);
+    }
+
+    #[tokio::test]
+    async fn no_attempt_starts_after_the_trigger_deadline() {
+        let (r, calls) = run(vec![Err(transient()), Ok(1)], Instant::now()).await;
+        assert!(r.is_err());
+        assert_eq!(calls, 1);
+    }
+}
