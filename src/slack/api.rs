@@ -37,6 +37,8 @@ pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(600);
 /// Sustained spacing of messages to one channel: one per second, plus 5 % of margin so that
 /// timing jitter does not draw 429s once a channel's burst is spent.
 pub const POST_SPACING: Duration = Duration::from_millis(1050);
+/// Key under which a 429's `Retry-After` travels in [`SlackError::Api::response`].
+const RETRY_AFTER_MS: &str = "incd_retry_after_ms";
 /// Messages one channel may take at once before the sustained rate applies. Slack documents
 /// "short bursts >1 allowed" without a number (its Java SDK budgets 60 per minute per channel;
 /// users report 25-40 in a burst going through); 10 covers ten incidents declared at once.
@@ -100,6 +102,17 @@ impl SlackError {
 
     pub fn is_code(&self, c: &str) -> bool {
         self.code() == Some(c)
+    }
+
+    /// For a `ratelimited` answer of `apps.connections.open`: how long Slack asked us to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SlackError::Api { code, response, .. } if code == "ratelimited" => response
+                .get(RETRY_AFTER_MS)
+                .and_then(Value::as_u64)
+                .map(Duration::from_millis),
+            _ => None,
+        }
     }
 
     /// Whether trying again later may succeed: the one place that classifies Slack failures.
@@ -427,11 +440,18 @@ impl SlackApi {
             .await
             .map_err(|e| e.into_slack("apps.connections.open"))?;
         if resp.status == 429 {
+            // Slack's Retry-After goes with the error: the socket's reconnect loop waits it out
+            // (read it back with `SlackError::retry_after`).
+            let wait = resp.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
             return Err(SlackError::Api {
                 method: "apps.connections.open".into(),
                 code: "ratelimited".into(),
                 needed: None,
-                response: resp.body,
+                response: serde_json::json!({
+                    "ok": false,
+                    "error": "ratelimited",
+                    RETRY_AFTER_MS: wait.as_millis() as u64,
+                }),
             });
         }
         let body = check_ok("apps.connections.open", resp.body)?;

@@ -66,7 +66,8 @@
 //!   Calls arriving before a Retry-After elapsed are recorded as [`EarlyRetry`] (also for
 //!   injected 429s, and even when limits are off).
 //! * Faults: [`FakeSlack::inject_fault`] (per method FIFO of [`Fault`]), [`FakeSlack::set_latency`]
-//!   (every Web API call).
+//!   (every Web API call), [`FakeSlack::set_chaos`] (a seeded random schedule, [`crate::chaos`],
+//!   for calls no scripted fault answers; its 429s count early retries like any other).
 //!
 //! # Call log
 //! [`FakeSlack::calls`], [`FakeSlack::calls_to`], [`FakeSlack::wait_for_calls`],
@@ -476,6 +477,12 @@ impl FakeSlack {
     /// `Fault::Status(500)`, `Fault::Hang`, `Fault::RateLimited{..}`).
     pub fn inject_connections_open_fault(&self, fault: Fault) {
         self.inject_fault("apps.connections.open", fault);
+    }
+
+    /// Draw random faults from `chaos` for every Web API call no scripted fault answers
+    /// (`None` stops). See [`crate::chaos`].
+    pub fn set_chaos(&self, chaos: Option<Arc<crate::chaos::Chaos>>) {
+        self.lock().chaos = chaos;
     }
 
     /// Faults still queued for `method`.
