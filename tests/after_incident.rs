@@ -204,6 +204,11 @@ async fn follow_ups_are_added_with_owners_and_due_dates_listed_and_closed_by_com
 
 /// `/resolve-incident` with its form submitted.
 async fn resolve(w: &World, ch: &Channel, user: &str, summary: &str) {
+    resolve_with_impact(w, ch, user, summary, "").await
+}
+
+/// `/resolve-incident` with its form submitted, the impact field filled when not empty.
+async fn resolve_with_impact(w: &World, ch: &Channel, user: &str, summary: &str, impact: &str) {
     let d = w
         .slack
         .send_slash_command(SlashCommand::new(
@@ -216,7 +221,16 @@ async fn resolve(w: &World, ch: &Channel, user: &str, summary: &str) {
         .unwrap();
     w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
     let view = w.slack.wait_view_opened(WAIT).await.unwrap();
-    let s = w.slack.submit_view_with(&view.id, user, &[]).await.unwrap();
+    let inputs: Vec<(&str, &str)> = if impact.is_empty() {
+        vec![]
+    } else {
+        vec![("impact", impact)]
+    };
+    let s = w
+        .slack
+        .submit_view_with(&view.id, user, &inputs)
+        .await
+        .unwrap();
     w.slack.wait_ack(&s.envelope_id, WAIT).await.unwrap();
     let resolved = format!("{}-resolved", ch.name);
     w.until("renamed -resolved", || {
@@ -288,7 +302,21 @@ async fn close_is_refused_before_resolve_then_archives_the_channel_and_a_closed_
         &format!("follow-up Add login canary owner <@{BOB}>"),
     )
     .await;
-    resolve(&w, &ch, DEFAULT_USER, "Restarted the auth pods").await;
+    resolve_with_impact(
+        &w,
+        &ch,
+        DEFAULT_USER,
+        "Restarted the auth pods",
+        "No one could log in for 12 minutes",
+    )
+    .await;
+    w.until("the resolution post states the impact", || {
+        w.slack
+            .messages(&ch.id)
+            .iter()
+            .any(|m| text_of(m).contains("Impact:") && text_of(m).contains("No one could log in"))
+    })
+    .await;
     close(&w, &ch, DEFAULT_USER, "Reviewed on Monday").await;
 
     w.until("the channel is archived", || {

@@ -60,6 +60,18 @@ pub async fn on_submit(app: &Arc<Runner>, v: ViewSubmission) -> Outcome {
         .input(SUMMARY_BLOCK, SUMMARY_ACTION)
         .unwrap_or_default();
     let summary = summary.trim();
+    let impact = v
+        .view
+        .input(ui::IMPACT_BLOCK, ui::IMPACT_ACTION)
+        .unwrap_or_default();
+    if !impact.trim().is_empty() {
+        ctx.store.set_impact(id, impact.trim()).await.map_err(|e| {
+            Failure::new(
+                e.context("could not record the impact"),
+                Some(ui::resolution_not_saved()),
+            )
+        })?;
+    }
     let key = if v.view.id.is_empty() {
         format!("{user}:{id}")
     } else {

@@ -202,6 +202,33 @@ impl Store {
 }
 
 impl Store {
+    /// Record the impact given in the resolve form, while the incident can still be resolved
+    /// (written just before the resolution is recorded, so a refused form changes nothing).
+    /// Intent lane.
+    pub async fn set_impact(&self, id: IncidentId, impact: &str) -> Result<()> {
+        let impact = impact.to_string();
+        self.with(Lane::Intent, move |c| {
+            c.prepare_cached(
+                "UPDATE incidents SET impact = ?2 WHERE id = ?1 AND status IN ('declaring', 'open')",
+            )?
+            .execute(params![id.0, impact])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The impact given in the resolve form, if any.
+    pub async fn impact(&self, id: IncidentId) -> Result<Option<String>> {
+        self.with(Lane::General, move |c| {
+            let v: Option<Option<String>> = c
+                .prepare_cached("SELECT impact FROM incidents WHERE id = ?1")?
+                .query_row([id.0], |r| r.get(0))
+                .optional()?;
+            Ok(v.flatten().filter(|s| !s.trim().is_empty()))
+        })
+        .await
+    }
+
     /// The due time the last review reminder since the latest resolve stood for.
     pub async fn review_reminded_for(&self, id: IncidentId) -> Result<Option<DateTime<Utc>>> {
         self.with(Lane::General, move |c| {
@@ -348,6 +375,12 @@ mod tests {
         }
         assert_eq!(s.pending_steps(id).await.unwrap(), vec!["workflow:reopen"]);
         assert_eq!(s.review_reminded_for(id).await.unwrap(), None);
+        // The impact can be given while resolvable, and only then.
+        s.set_impact(id, "EU checkout down 20 min").await.unwrap();
+        assert_eq!(
+            s.impact(id).await.unwrap().as_deref(),
+            Some("EU checkout down 20 min")
+        );
         // Resolvable again, with a new submission.
         assert!(s.status(id).await.unwrap().unwrap().can_resolve());
     }

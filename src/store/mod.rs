@@ -139,6 +139,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE incidents ADD COLUMN review_date TEXT;
     ALTER TABLE incidents ADD COLUMN review_notes TEXT;
     ALTER TABLE incidents ADD COLUMN review_reminded_for INTEGER;
+    ALTER TABLE incidents ADD COLUMN impact TEXT;
     "#,
 ];
 

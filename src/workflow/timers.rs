@@ -7,7 +7,8 @@
 //!
 //! Kinds today: [`TimerKind::Resume`], set when another process held a workflow's lease; when
 //! it fires and the workflow still has work left, this process takes it over (the other one
-//! died, or it finished and there is nothing to do).
+//! died, or it finished and there is nothing to do); and [`TimerKind::Review`], an incident's
+//! next review reminder (see `workflow::review`).
 
 use std::fmt;
 use std::str::FromStr;

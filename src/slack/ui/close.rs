@@ -141,6 +141,14 @@ pub fn close_form_refused() -> Value {
     }})
 }
 
+/// The impact given in the resolve form, as a section for the resolution post.
+pub fn impact_section(impact: &str) -> Value {
+    to_json(&section(format!(
+        "*Impact:* {}",
+        escape_and_clamp(impact, SECTION_MAX - 20)
+    )))
+}
+
 /// Action id of the *Close* button on a review reminder (value: the incident id).
 pub const REVIEW_CLOSE_ACTION: &str = "incd_review_close";
 
