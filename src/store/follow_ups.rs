@@ -40,6 +40,25 @@ pub enum FollowUpClosed {
     Refused(FollowUpError),
 }
 
+/// A resolved, not closed incident for App Home's "Awaiting review".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwaitingReview {
+    pub incident: IncidentId,
+    pub name: String,
+    pub title: String,
+    pub channel: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub open_follow_ups: usize,
+}
+
+/// An open follow-up someone owns, for App Home's "Your open follow-ups".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedFollowUp {
+    pub incident: IncidentId,
+    pub name: String,
+    pub follow_up: FollowUp,
+}
+
 const COLUMNS: &str = "number, title, owner, due, state";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<FollowUp>> {
@@ -181,6 +200,76 @@ impl Store {
         .await
     }
 
+    /// Resolved incidents not closed yet, oldest resolution first, with their open follow-ups
+    /// (App Home's "Awaiting review").
+    pub async fn awaiting_review(&self) -> Result<Vec<AwaitingReview>> {
+        self.with(Lane::General, |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT i.id, i.name, i.title, i.channel_id, i.resolved_at, \
+                 (SELECT COUNT(*) FROM follow_ups f WHERE f.incident_id = i.id AND f.state = 'open') \
+                 FROM incidents i WHERE i.status = 'resolved' ORDER BY i.resolved_at, i.id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (id, name, title, channel, resolved_at, open) = row?;
+                Ok(AwaitingReview {
+                    incident: IncidentId(id),
+                    name,
+                    title,
+                    channel,
+                    resolved_at: resolved_at.map(|t| parse_ts(&t)).transpose()?,
+                    open_follow_ups: usize::try_from(open).unwrap_or(0),
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    /// The open follow-ups `user` owns, across incidents, soonest due first (App Home's "Your
+    /// open follow-ups").
+    pub async fn open_follow_ups_of(&self, user: &UserId) -> Result<Vec<OwnedFollowUp>> {
+        let user = user.as_str().to_string();
+        self.with(Lane::General, move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT f.incident_id, i.name, f.number, f.title, f.owner, f.due, f.state \
+                 FROM follow_ups f JOIN incidents i ON i.id = f.incident_id \
+                 WHERE f.owner = ?1 AND f.state = 'open' \
+                 ORDER BY f.due IS NULL, f.due, f.incident_id, f.number",
+            )?;
+            let rows = stmt.query_map([user], |r| {
+                let id: i64 = r.get(0)?;
+                let name: String = r.get(1)?;
+                // The follow-up's columns start at 2, in COLUMNS order.
+                let f = FollowUp {
+                    number: r.get(2)?,
+                    title: r.get(3)?,
+                    owner: r.get::<_, Option<String>>(4)?.map(UserId),
+                    due: r
+                        .get::<_, Option<String>>(5)?
+                        .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()),
+                    state: FollowUpState::Open,
+                };
+                Ok(OwnedFollowUp {
+                    incident: IncidentId(id),
+                    name,
+                    follow_up: f,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     /// When a follow-up was closed (for the post-mortem), if it was.
     pub async fn follow_up_closed_at(
         &self,
@@ -283,11 +372,83 @@ mod tests {
             FollowUpClosed::Refused(FollowUpError::AlreadyClosed { .. })
         ));
         assert_eq!(s.follow_up_closed_at(a, r).await.unwrap(), Some(t(90)));
+        assert!(s
+            .open_follow_ups_of(&UserId::from("U2"))
+            .await
+            .unwrap()
+            .is_empty());
         assert!(matches!(
             s.close_follow_up(a, FollowUpRef(7), Closure::Done, &by, t(99))
                 .await
                 .unwrap(),
             FollowUpClosed::Refused(FollowUpError::NotFound(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod home_tests {
+    use super::super::tests::{declared, t};
+    use super::super::NewResolution;
+    use super::*;
+    use crate::incident::lifecycle::Transition;
+
+    #[tokio::test]
+    async fn app_home_queries_list_incidents_awaiting_review_and_a_persons_open_follow_ups() {
+        let s = Store::in_memory().unwrap();
+        let id = declared(&s).await;
+        s.transition(id, Transition::Declared).await.unwrap();
+        for (title, owner, due) in [
+            ("Later", Some("U2"), Some("2027-03-01")),
+            ("Sooner", Some("U2"), Some("2027-01-01")),
+            ("Someone else's", Some("U3"), None),
+        ] {
+            s.add_follow_up(NewFollowUp {
+                incident: id,
+                title: title.into(),
+                owner: owner.map(UserId::from),
+                due: due.and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+                by: UserId::from("U1"),
+                at: t(10),
+                steps: |_, _| Vec::new(),
+            })
+            .await
+            .unwrap();
+        }
+        assert!(
+            s.awaiting_review().await.unwrap().is_empty(),
+            "not resolved yet"
+        );
+        s.record_resolution(NewResolution {
+            incident: id,
+            resolve_key: "V2".into(),
+            resolved_by: UserId::from("U1"),
+            summary: String::new(),
+            at: t(60),
+        })
+        .await
+        .unwrap();
+        s.transition(id, Transition::Resolved).await.unwrap();
+        s.close_follow_up(
+            id,
+            FollowUpRef(3),
+            Closure::Done,
+            &UserId::from("U3"),
+            t(70),
+        )
+        .await
+        .unwrap();
+        let awaiting = s.awaiting_review().await.unwrap();
+        assert_eq!(awaiting.len(), 1);
+        assert_eq!(awaiting[0].open_follow_ups, 2);
+        assert_eq!(awaiting[0].resolved_at, Some(t(60)));
+        let mine = s.open_follow_ups_of(&UserId::from("U2")).await.unwrap();
+        let titles: Vec<&str> = mine.iter().map(|o| o.follow_up.title.as_str()).collect();
+        assert_eq!(titles, vec!["Sooner", "Later"], "soonest due first");
+        assert!(s
+            .open_follow_ups_of(&UserId::from("U3"))
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

@@ -21,7 +21,7 @@ mod leases;
 mod timers;
 
 pub use close::{CloseRecorded, Closing, NewClose};
-pub use follow_ups::{FollowUpAdded, FollowUpClosed, NewFollowUp};
+pub use follow_ups::{AwaitingReview, FollowUpAdded, FollowUpClosed, NewFollowUp, OwnedFollowUp};
 pub use leases::Lease;
 pub use timers::{NewTimer, Timer};
 

@@ -180,6 +180,63 @@ pub fn follow_ups_line(open: usize, total: usize) -> SlackBlock {
     section(format!("*Follow-ups*\n{open} open of {total}"))
 }
 
+/// App Home's "Awaiting review": resolved, not closed incidents with their open follow-ups
+/// (blocks to append to the home view; at most `max_blocks`).
+pub fn home_awaiting_review(
+    rows: &[crate::store::AwaitingReview],
+    max_blocks: usize,
+) -> Vec<Value> {
+    let mut blocks = vec![to_json(&section("*Awaiting review*".to_string()))];
+    if rows.is_empty() {
+        blocks.push(to_json(&context(
+            "No resolved incident is waiting for its review.",
+        )));
+        return blocks;
+    }
+    let room = max_blocks.saturating_sub(2).max(1);
+    for r in rows.iter().take(room) {
+        let channel = r
+            .channel
+            .as_ref()
+            .map(|c| format!("<#{c}>"))
+            .unwrap_or_else(|| format!("`{}`", r.name));
+        blocks.push(to_json(&section(format!(
+            "{channel} · {} · {} open follow-up(s)",
+            escape_and_clamp(&one_line(&r.title), 200),
+            r.open_follow_ups
+        ))));
+    }
+    if rows.len() > room {
+        blocks.push(to_json(&context(format!("and {} more", rows.len() - room))));
+    }
+    blocks
+}
+
+/// App Home's "Your open follow-ups", with *Done* / *Won't do* (the same buttons as the DM).
+pub fn home_your_follow_ups(rows: &[crate::store::OwnedFollowUp], max_blocks: usize) -> Vec<Value> {
+    let mut blocks = vec![to_json(&section("*Your open follow-ups*".to_string()))];
+    if rows.is_empty() {
+        blocks.push(to_json(&context("You own no open follow-up.")));
+        return blocks;
+    }
+    // Two blocks per follow-up, one kept for "and N more".
+    let room = (max_blocks.saturating_sub(2) / 2).max(1);
+    for r in rows.iter().take(room) {
+        blocks.push(to_json(&section(format!(
+            "*{}* of `{}`: {}\n{}",
+            r.follow_up.reference(),
+            r.name,
+            title(&r.follow_up),
+            details(&r.follow_up)
+        ))));
+        blocks.push(to_json(&buttons(r.incident, &r.follow_up)));
+    }
+    if rows.len() > room {
+        blocks.push(to_json(&context(format!("and {} more", rows.len() - room))));
+    }
+    blocks
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::incident;
@@ -234,6 +291,38 @@ mod tests {
             assert!(!s.contains("<!channel>"), "{s}");
             assert!(!s.contains("<https://evil"), "{s}");
         }
+    }
+
+    #[test]
+    fn app_home_sections() {
+        use crate::store::{AwaitingReview, OwnedFollowUp};
+        let fs = follow_ups();
+        let awaiting = vec![AwaitingReview {
+            incident: IncidentId(7),
+            name: "20261121-calm-otter".into(),
+            title: "<!channel> DB down".into(),
+            channel: Some("C123".into()),
+            resolved_at: None,
+            open_follow_ups: 1,
+        }];
+        let mine = vec![OwnedFollowUp {
+            incident: IncidentId(7),
+            name: "20261121-calm-otter".into(),
+            follow_up: fs[0].clone(),
+        }];
+        insta::assert_json_snapshot!(
+            "app_home_sections",
+            json!({
+                "awaiting": home_awaiting_review(&awaiting, 10),
+                "awaiting_none": home_awaiting_review(&[], 10),
+                "mine": home_your_follow_ups(&mine, 10),
+                "mine_none": home_your_follow_ups(&[], 10),
+            })
+        );
+        let many: Vec<OwnedFollowUp> = (0..30).map(|_| mine[0].clone()).collect();
+        let blocks = home_your_follow_ups(&many, 10);
+        assert!(blocks.len() <= 10, "{}", blocks.len());
+        assert!(blocks.last().unwrap().to_string().contains("more"));
     }
 
     #[test]
