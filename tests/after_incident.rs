@@ -577,6 +577,22 @@ async fn review_reminders_list_open_follow_ups_survive_a_restart_unrepeated_and_
     );
     assert!(shown.contains(&format!("<@{BOB}>")), "{shown}");
     assert!(shown.contains("incd_review_close"), "{shown}");
+    // Its Close button opens the close form.
+    let views = w.slack.views().len();
+    let d = w
+        .slack
+        .click_button(&ch.id, &post.ts, "incd_review_close", DEFAULT_USER)
+        .await
+        .unwrap();
+    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    w.until("the close form opened from the reminder", || {
+        w.slack.views().len() > views
+            && w.slack
+                .views()
+                .last()
+                .is_some_and(|v| v.json.to_string().contains("incd_close"))
+    })
+    .await;
     w.until("a reminder to the commander", || {
         !dm_reminders(&w, CAROL).is_empty()
     })
