@@ -11,6 +11,8 @@
 //! rustls with the system's root certificates. The URL is a secret: it is never logged, and
 //! errors about it name the problem, not the value.
 
+mod close;
+mod follow_ups;
 mod leases;
 mod timers;
 
@@ -57,7 +59,7 @@ const MIGRATION_LOCK: i64 = 0x1ac_d001;
 
 /// Ordered migrations; the table `incd_schema` records how many ran. Append only.
 const MIGRATIONS: &[&str] = &[
-    // 1: everything SQLite's migrations 1-4 create. Text columns that are compared or ordered
+    // 1: what SQLite's migrations 1-3 and 5 create. Text columns that are compared or ordered
     // use the "C" collation, so ordering is byte order as in SQLite whatever the database's.
     r#"
     CREATE TABLE incidents (
@@ -133,6 +135,30 @@ const MIGRATIONS: &[&str] = &[
         seen_at BIGINT NOT NULL
     );
     CREATE INDEX inbound_seen_at ON inbound_seen(seen_at);
+    "#,
+    // 2: after the incident (SQLite's migration 4): follow-ups and the close.
+    r#"
+    CREATE TABLE follow_ups (
+        incident_id BIGINT NOT NULL REFERENCES incidents(id),
+        number      INTEGER NOT NULL,
+        title       TEXT NOT NULL,
+        owner       TEXT,
+        due         TEXT COLLATE "C",
+        state       TEXT NOT NULL DEFAULT 'open',
+        created_by  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        closed_by   TEXT,
+        closed_at   TEXT,
+        PRIMARY KEY (incident_id, number)
+    );
+    CREATE INDEX follow_ups_owner ON follow_ups(owner, state);
+    ALTER TABLE incidents ADD COLUMN close_key TEXT;
+    ALTER TABLE incidents ADD COLUMN closed_at TEXT;
+    ALTER TABLE incidents ADD COLUMN closed_by TEXT;
+    ALTER TABLE incidents ADD COLUMN review_date TEXT;
+    ALTER TABLE incidents ADD COLUMN review_notes TEXT;
+    ALTER TABLE incidents ADD COLUMN review_reminded_for BIGINT;
+    ALTER TABLE incidents ADD COLUMN impact TEXT;
     "#,
 ];
 
