@@ -414,7 +414,6 @@ mod tests {
 #[cfg(test)]
 mod review_tests {
     use super::super::tests::{declared, t};
-    use super::*;
 
     #[tokio::test]
     async fn a_review_reminder_is_recorded_once_per_due_time() {
