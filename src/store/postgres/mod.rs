@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod as Recycling, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 
@@ -381,7 +381,7 @@ impl Pg {
             config,
             tls(&tls_settings)?,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                recycling_method: Recycling::Fast,
             },
         );
         let pool = Pool::builder(manager)
