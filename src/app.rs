@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::sync::watch;
 
 use crate::clock::SystemClock;
@@ -143,12 +143,15 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
         }
     });
 
-    let resumed = runner
-        .resume_all()
-        .await
-        .context("resuming unfinished work")?;
-    if resumed > 0 {
-        tracing::info!(resumed, "resumed unfinished incidents");
+    // The database can fail right after it opened (PostgreSQL cut off): keep serving (acks,
+    // "try again in a minute") and let the scheduler's once-a-minute rescan resume the work.
+    match runner.resume_all().await {
+        Ok(0) => {}
+        Ok(resumed) => tracing::info!(resumed, "resumed unfinished incidents"),
+        Err(e) => tracing::error!(
+            error = format!("{e:#}"),
+            "could not resume unfinished work yet; the rescan tries again every minute"
+        ),
     }
     let timers = tokio::spawn(crate::workflow::timers::run_scheduler(
         runner.clone(),
