@@ -29,6 +29,7 @@ use super::{
 };
 use crate::config::{NotionParent, NotionSettings};
 use crate::incident::human_duration;
+use crate::incident::postmortem as pm;
 use crate::incident::text::{clamp, clamp_utf16, one_line, split_utf16};
 
 /// Name used in errors and doctor checks.
@@ -538,6 +539,121 @@ pub fn resolution_blocks(facts: &IncidentFacts) -> Vec<Value> {
     b
 }
 
+/// Colour of the post-mortem's section headings, so the skeleton's own headings ("Impact",
+/// "Timeline") and headings people type are not mistaken for a section incd wrote.
+pub const SECTION_COLOR: &str = "blue";
+
+/// One post-mortem section as Notion blocks: its marked heading first, then its content. People
+/// are listed as "Label: Name" bullets (no tables: a table's rows must be sent inside the table
+/// block, which keeps the section appendable in plain chunks).
+pub fn section_blocks(section: &pm::Section) -> Vec<Value> {
+    let mut b = vec![text_block(
+        "heading_2",
+        plain(section.heading()),
+        &json!({ "color": SECTION_COLOR }),
+    )];
+    for block in &section.blocks {
+        b.extend(pm_block(block));
+    }
+    b
+}
+
+fn long(text: &str) -> String {
+    clamp_utf16(text, LONG_TEXT_MAX)
+}
+
+/// The rich text of a follow-up's to-do: struck through and marked when it won't be done.
+fn to_do_text(block: &pm::Block) -> Vec<Value> {
+    let line = long(&block.plain_text());
+    match block {
+        pm::Block::ToDo { wont_do: true, .. } => {
+            let line = line.trim_end_matches(" · won't do");
+            let mut rt = items(line, None, Some(&json!({ "strikethrough": true })));
+            rt.extend(hint_items(" (won't do)"));
+            rt
+        }
+        _ => plain(&line),
+    }
+}
+
+fn pm_block(block: &pm::Block) -> Vec<Value> {
+    match block {
+        pm::Block::Paragraph(t) => paragraph(plain(&long(t))),
+        pm::Block::Placeholder(t) => hint(&long(t)),
+        pm::Block::Fact { label, value, link } => {
+            let mut rt = bold(&format!("{label}: "));
+            rt.extend(items(&long(value), link.as_deref(), None));
+            paragraph(rt)
+        }
+        pm::Block::Person { label, name } => {
+            let mut rt = bold(&format!("{label}: "));
+            rt.extend(plain(&long(name)));
+            text_blocks("bulleted_list_item", rt, &Value::Null)
+        }
+        pm::Block::TimelineItem {
+            when,
+            who,
+            text,
+            permalink,
+        } => {
+            let mut rt = bold(when);
+            rt.extend(plain(&format!(" · {who}: ")));
+            rt.extend(plain(&long(text)));
+            if let Some(url) = permalink.as_deref().and_then(usable_url) {
+                rt.extend(plain(" "));
+                rt.extend(items("(message)", Some(url), None));
+            }
+            text_blocks("bulleted_list_item", rt, &Value::Null)
+        }
+        pm::Block::ToDo { checked, .. } => {
+            text_blocks("to_do", to_do_text(block), &json!({ "checked": checked }))
+        }
+    }
+}
+
+/// The section a top-level block opens, if it is one of incd's marked section headings.
+fn section_of(block: &Value) -> Option<pm::SectionId> {
+    if block.get("type").and_then(Value::as_str) != Some("heading_2")
+        || block.pointer("/heading_2/color").and_then(Value::as_str) != Some(SECTION_COLOR)
+    {
+        return None;
+    }
+    let text = block
+        .pointer("/heading_2/rich_text")
+        .and_then(Value::as_array)
+        .map(|a| plain_text(a))?;
+    pm::SectionId::from_heading(&text)
+}
+
+/// What to append so the page holds every section of `doc` exactly once, given the page's
+/// top-level blocks. Sections are appended in order, one request after the other, so only the
+/// last section on the page can be incomplete (an attempt cut between two chunks): its missing
+/// tail comes first, then every section the page does not hold yet.
+pub fn missing_blocks(existing: &[Value], doc: &pm::PostMortem) -> Vec<Value> {
+    let mut present = Vec::new();
+    let mut last: Option<(pm::SectionId, usize)> = None;
+    for (i, b) in existing.iter().enumerate() {
+        if let Some(id) = section_of(b) {
+            present.push(id);
+            last = Some((id, i));
+        }
+    }
+    let mut out = Vec::new();
+    if let Some((id, at)) = last {
+        if let Some(section) = doc.section(id) {
+            let planned = section_blocks(section);
+            let done = existing.len() - at;
+            if done < planned.len() {
+                out.extend(planned[done..].iter().cloned());
+            }
+        }
+    }
+    for section in doc.missing(present) {
+        out.extend(section_blocks(section));
+    }
+    out
+}
+
 /// Split blocks into requests of at most [`BLOCKS_PER_REQUEST`] blocks and about
 /// [`REQUEST_BYTES_MAX`] bytes each.
 pub fn chunk_blocks(blocks: &[Value]) -> Vec<Vec<Value>> {
@@ -929,6 +1045,22 @@ impl Notion {
             .unwrap_or(0);
         if done < planned.len() {
             self.append(&page.page_id, &planned[done..]).await?;
+        }
+        Ok(())
+    }
+
+    /// Write the post-mortem sections the page does not hold yet (see [`missing_blocks`]), in
+    /// chunks of at most [`BLOCKS_PER_REQUEST`]. Reads the page first, so a retry after a lost
+    /// answer or a crash never repeats a section. Safe to repeat.
+    pub async fn write_postmortem(
+        &self,
+        page: &PostMortem,
+        doc: &pm::PostMortem,
+    ) -> Result<(), IntegrationError> {
+        let existing = self.list_children(&page.page_id, |_| false).await?.0;
+        let blocks = missing_blocks(&existing, doc);
+        if !blocks.is_empty() {
+            self.append(&page.page_id, &blocks).await?;
         }
         Ok(())
     }
@@ -1661,6 +1793,130 @@ mod tests {
             !is_resolution_marker(&heading(2, "Resolution")),
             "a plain heading people typed"
         );
+    }
+
+    fn pm_doc(long_note: bool) -> pm::PostMortem {
+        use crate::incident::follow_up::{Closure, FollowUp};
+        use crate::incident::ids::UserId;
+        use crate::incident::roles::{PeopleLabels, Role, RoleHolding};
+        use crate::incident::timeline::{EntryKind, TimelineEntry as Entry};
+        let f = facts();
+        let at = f.declared_at;
+        let facts = pm::PostMortemFacts {
+            title: "Checkout down".into(),
+            description: "EU checkout returns 500".into(),
+            severity: "SEV2".into(),
+            status: "Resolved".into(),
+            resolution: Some("Rolled back the deploy".into()),
+            impact: Some("EU customers could not pay".into()),
+            declared_at: at,
+            resolved_at: Some(at + chrono::Duration::minutes(65)),
+            closed_at: None,
+            review_held_on: None,
+            review_notes: None,
+            channel_name: "inc-20250314-brave-otter".into(),
+            channel_url: Some("https://slack.com/app_redirect?channel=C0INCIDENT".into()),
+            page_url: Some("https://www.notion.so/page".into()),
+            pagerduty_url: None,
+        };
+        let u = |s: &str| UserId::new(s);
+        let text = if long_note {
+            "x".repeat(4500)
+        } else {
+            "<@U2> rolled back".to_string()
+        };
+        let timeline = vec![
+            Entry {
+                at,
+                author: Some(u("U1")),
+                kind: EntryKind::Declared,
+                text: "Declared by <@U1>".into(),
+            },
+            Entry {
+                at: at + chrono::Duration::minutes(30),
+                author: Some(u("U2")),
+                kind: EntryKind::Note,
+                text,
+            },
+        ];
+        let mut done = FollowUp::new(2, "Alert on 5xx", Some(u("U2")), None);
+        done.close(Closure::Done).unwrap();
+        let mut dropped = FollowUp::new(3, "Rewrite checkout", None, None);
+        dropped.close(Closure::WontDo).unwrap();
+        let follow_ups = vec![
+            FollowUp::new(
+                1,
+                "Canary deploys",
+                Some(u("U1")),
+                chrono::NaiveDate::from_ymd_opt(2025, 4, 1),
+            ),
+            done,
+            dropped,
+        ];
+        let history = [RoleHolding {
+            role: Role::Commander,
+            user: u("U1"),
+        }];
+        let labels = PeopleLabels::build(&history, &[u("U1"), u("U2")]);
+        let names: pm::Names = [
+            (u("U1"), vec!["Jane Doe".to_string()]),
+            (u("U2"), vec!["Bob Stone".to_string()]),
+        ]
+        .into_iter()
+        .collect();
+        pm::PostMortem::build(&facts, &timeline, &follow_ups, &labels, &names)
+    }
+
+    fn all_pm_blocks(doc: &pm::PostMortem) -> Vec<Value> {
+        doc.sections.iter().flat_map(section_blocks).collect()
+    }
+
+    #[test]
+    fn post_mortem_sections_match_snapshot() {
+        insta::assert_snapshot!(pretty(&Value::Array(all_pm_blocks(&pm_doc(false)))));
+    }
+
+    #[test]
+    fn post_mortem_text_is_split_within_notions_limits() {
+        let blocks = all_pm_blocks(&pm_doc(true));
+        assert_within_limits(&Value::Array(blocks.clone()));
+        let text = pretty(&Value::Array(blocks));
+        assert_eq!(text.matches(&"x".repeat(2000)).count(), 2);
+    }
+
+    #[test]
+    fn an_empty_page_gets_every_section_once_and_a_full_one_gets_nothing() {
+        let doc = pm_doc(false);
+        let all = missing_blocks(&[], &doc);
+        assert_eq!(all, all_pm_blocks(&doc));
+        // The skeleton's own unmarked "Impact" and "Timeline" headings do not count.
+        let mut page = vec![heading(2, "Impact"), heading(2, "Timeline")];
+        page.extend(all.clone());
+        assert!(missing_blocks(&page, &doc).is_empty());
+    }
+
+    #[test]
+    fn a_page_cut_between_two_chunks_gets_only_the_rest() {
+        let doc = pm_doc(false);
+        let all = all_pm_blocks(&doc);
+        for cut in 1..all.len() {
+            let rest = missing_blocks(&all[..cut], &doc);
+            assert_eq!(rest, all[cut..].to_vec(), "cut after {cut} blocks");
+        }
+    }
+
+    #[test]
+    fn closing_appends_only_the_review_section() {
+        let doc = pm_doc(false);
+        let page = all_pm_blocks(&doc);
+        let mut closed = doc.clone();
+        closed.sections.push(pm::Section {
+            id: pm::SectionId::Review,
+            blocks: vec![pm::Block::Paragraph("Notes".into())],
+        });
+        let added = missing_blocks(&page, &closed);
+        assert_eq!(section_of(&added[0]), Some(pm::SectionId::Review));
+        assert_eq!(added.len(), 2);
     }
 
     #[test]

@@ -33,7 +33,9 @@ const CHANNEL_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 fn integration(b: Background) -> Integration {
     match b {
         Background::Page | Background::PageResolve => Integration::PagerDuty,
-        Background::PostMortem | Background::PostMortemResolve => Integration::Notion,
+        Background::PostMortem | Background::PostMortemResolve | Background::PostMortemClose => {
+            Integration::Notion
+        }
     }
 }
 
@@ -99,6 +101,11 @@ pub async fn retry_now(runner: &Arc<Runner>, id: IncidentId, b: Background) -> R
     Ok(true)
 }
 
+/// The incident was closed: add the review section to the post-mortem.
+pub fn start_close(runner: &Arc<Runner>, id: IncidentId) {
+    spawn(runner, id, Background::PostMortemClose);
+}
+
 /// A reopened incident pages again, with the same dedup key (its page steps were forgotten).
 pub fn page_again(runner: &Arc<Runner>, id: IncidentId) {
     spawn(runner, id, Background::Page);
@@ -156,8 +163,14 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
         }
         let a = run.attempt().await?;
         let facts = facts(ctx, &inc).await?;
+        let doc = match b {
+            Background::PostMortemResolve | Background::PostMortemClose => {
+                Some(super::postmortem::document(ctx, &inc).await?)
+            }
+            _ => None,
+        };
         let t0 = std::time::Instant::now();
-        let result = attempt(ctx, &inc, b, &facts, a.maybe_applied).await;
+        let result = attempt(ctx, &inc, b, &facts, doc.as_ref(), a.maybe_applied).await;
         drop(pager_guard);
         let service = match integration(b) {
             Integration::PagerDuty => "pagerduty",
@@ -219,7 +232,7 @@ async fn skip_reason(ctx: &Ctx, inc: &Incident, b: Background) -> Result<Option<
             let paged = inc.pagerduty_key.is_some() || page_may_have_gone_out(ctx, inc.id).await?;
             (!paged).then_some("nobody was paged")
         }
-        Background::PostMortemResolve => inc
+        Background::PostMortemResolve | Background::PostMortemClose => inc
             .notion_page_id
             .is_none()
             .then_some("no post-mortem page yet"),
@@ -231,6 +244,7 @@ async fn attempt(
     inc: &Incident,
     b: Background,
     facts: &IncidentFacts,
+    doc: Option<&crate::incident::postmortem::PostMortem>,
     maybe_applied: bool,
 ) -> Result<Outcome, IntegrationError> {
     let unconfigured = || IntegrationError::Refused {
@@ -269,12 +283,27 @@ async fn attempt(
                 page_id: inc.notion_page_id.clone().unwrap_or_default(),
                 url: inc.notion_url.clone().unwrap_or_default(),
             };
-            let done = if maybe_applied {
-                notion.record_resolution(&page, facts).await
+            if maybe_applied {
+                notion.record_resolution(&page, facts).await?;
             } else {
-                notion.record_resolution_first(&page, facts).await
+                notion.record_resolution_first(&page, facts).await?;
+            }
+            // Then the post-mortem proper, from what incd recorded (reads the page first).
+            if let Some(doc) = doc {
+                notion.write_postmortem(&page, doc).await?;
+            }
+            Ok(Outcome::Updated)
+        }
+        Background::PostMortemClose => {
+            let notion = ctx.notion.as_ref().ok_or_else(unconfigured)?;
+            let page = PostMortem {
+                page_id: inc.notion_page_id.clone().unwrap_or_default(),
+                url: inc.notion_url.clone().unwrap_or_default(),
             };
-            done.map(|_| Outcome::Updated)
+            if let Some(doc) = doc {
+                notion.write_postmortem(&page, doc).await?;
+            }
+            Ok(Outcome::Updated)
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod close;
 pub mod declare;
 pub mod follow_ups;
 pub mod integrations;
+pub mod postmortem;
 pub mod resolve;
 pub mod review;
 pub mod runner;

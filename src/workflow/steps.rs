@@ -17,14 +17,17 @@ pub enum Background {
     PostMortem,
     PageResolve,
     PostMortemResolve,
+    /// At close: the post-mortem gains the review section (closing time, review notes).
+    PostMortemClose,
 }
 
 impl Background {
-    pub const ALL: [Background; 4] = [
+    pub const ALL: [Background; 5] = [
         Background::Page,
         Background::PostMortem,
         Background::PageResolve,
         Background::PostMortemResolve,
+        Background::PostMortemClose,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +36,7 @@ impl Background {
             Background::PostMortem => "postmortem",
             Background::PageResolve => "page_resolve",
             Background::PostMortemResolve => "postmortem_resolve",
+            Background::PostMortemClose => "postmortem_close",
         }
     }
 
