@@ -150,9 +150,12 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
     loop {
         // PagerDuty steps of one incident never overlap: a withdrawal waits for a trigger in
         // flight, and a trigger sees the resolution that came first.
-        let pager_guard = match integration(b) {
-            Integration::PagerDuty => Some(runner.lock_pager(id).await),
-            Integration::Notion => None,
+        let pager_guard = match b {
+            Background::Page | Background::PageResolve => Some(runner.lock_pager(id).await),
+            Background::PostMortemResolve | Background::PostMortemClose => {
+                Some(runner.lock_postmortem(id).await)
+            }
+            Background::PostMortem => None,
         };
         let Some(inc) = ctx.store.incident(id).await? else {
             return Ok(());

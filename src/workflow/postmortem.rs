@@ -13,19 +13,36 @@ use crate::incident::{Incident, Status};
 /// The timeline as the post-mortem shows it. Today the store keeps incd's own entries (time and
 /// text, no author); a richer timeline (authors, captured messages with permalinks) only needs
 /// this function to change.
+/// The declaration and the resolution are not stored as entries yet: they are taken from the
+/// incident itself, with who did them.
 async fn timeline(ctx: &Ctx, inc: &Incident) -> Result<Vec<TimelineEntry>> {
-    Ok(ctx
-        .store
-        .timeline(inc.id)
-        .await?
-        .into_iter()
-        .map(|(at, text)| TimelineEntry {
+    let mut entries = vec![TimelineEntry {
+        at: inc.declared_at,
+        author: Some(inc.reporter.clone()),
+        kind: EntryKind::Declared,
+        text: format!("Declared: {}", inc.title),
+    }];
+    entries.extend(
+        ctx.store
+            .timeline(inc.id)
+            .await?
+            .into_iter()
+            .map(|(at, text)| TimelineEntry {
+                at,
+                author: None,
+                kind: EntryKind::StatusChanged,
+                text,
+            }),
+    );
+    if let Some(at) = inc.resolved_at {
+        entries.push(TimelineEntry {
             at,
-            author: None,
-            kind: EntryKind::StatusChanged,
-            text,
-        })
-        .collect())
+            author: inc.resolved_by.clone(),
+            kind: EntryKind::Resolved,
+            text: "Resolved".into(),
+        });
+    }
+    Ok(entries)
 }
 
 /// Build the whole document of `inc` as it stands now.

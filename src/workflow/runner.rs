@@ -432,6 +432,12 @@ impl Runner {
         self.lock(id, "pagerduty").await
     }
 
+    /// Serialises the post-mortem writers of one incident (resolve, close): each reads the page
+    /// and appends what is missing, so two at once could both append the same section.
+    pub async fn lock_postmortem(&self, id: IncidentId) -> OwnedMutexGuard<()> {
+        self.lock(id, "postmortem").await
+    }
+
     async fn lock(&self, id: IncidentId, what: &'static str) -> OwnedMutexGuard<()> {
         let m = {
             let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());

@@ -554,6 +554,38 @@ async fn faults_down_and_hang() {
     assert_eq!(statuses, [502, 429, 503, 0]);
 }
 
+#[tokio::test]
+async fn a_targeted_fault_waits_for_a_request_with_its_method_and_path() {
+    let api = Api::start().await;
+    let db = api.fake.add_database("Name", Schema::new());
+    let (_, page) = api.create(page_in(&db, "p")).await;
+    let id = page["id"].as_str().unwrap().to_string();
+    let children = format!("blocks/{id}/children");
+    api.fake
+        .push_fault_on("PATCH", "/children", Fault::Status(502));
+    assert_eq!(api.fake.pending_faults(), 1);
+    // Other requests pass untouched.
+    let (s, _) = api.call(reqwest::Method::GET, &children, None).await;
+    assert_eq!(s, 200);
+    let (s, _) = api
+        .call(reqwest::Method::GET, &format!("databases/{db}"), None)
+        .await;
+    assert_eq!(s, 200);
+    let append = || {
+        api.call(
+            reqwest::Method::PATCH,
+            &children,
+            Some(json!({ "children": [paragraph("x")] })),
+        )
+    };
+    let (s, _) = append().await;
+    assert_eq!(s, 502);
+    assert_eq!(api.fake.page(&id).unwrap().block_count(), 0);
+    let (s, _) = append().await;
+    assert_eq!(s, 200);
+    assert_eq!(api.fake.pending_faults(), 0);
+}
+
 // ---- chaos faults --------------------------------------------------------------------------
 
 #[tokio::test]
