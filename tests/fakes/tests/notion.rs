@@ -656,3 +656,53 @@ async fn a_chaos_schedule_rate_limits_notion_like_notion() {
     let (s, body) = api.create(page_in(&db, "x")).await;
     assert_eq!(s, 200, "{body}");
 }
+
+#[tokio::test]
+async fn a_to_do_block_can_be_checked_and_rewritten_within_the_limits() {
+    let api = Api::start().await;
+    let db = api.fake.add_database("Name", Schema::new());
+    let (_, page) = api.create(page_in(&db, "p")).await;
+    let id = page["id"].as_str().unwrap().to_string();
+    let todo = json!({ "object": "block", "type": "to_do", "to_do": { "rich_text": text("F-1 a"), "checked": false } });
+    let (_, v) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("blocks/{id}/children"),
+            Some(json!({ "children": [todo] })),
+        )
+        .await;
+    let block = v["results"][0]["id"].as_str().unwrap().to_string();
+    let path = format!("blocks/{block}");
+    let (s, v) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "to_do": { "rich_text": text("F-1 b"), "checked": true } })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["to_do"]["checked"], true);
+    let stored = &api.fake.page(&id).unwrap().blocks[0];
+    assert_eq!(
+        (stored.text.as_str(), &stored.value["checked"]),
+        ("F-1 b", &json!(true))
+    );
+    // Over 2000 characters, or another type's content: refused.
+    let (s, v) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "to_do": { "rich_text": text(&"x".repeat(2001)) } })),
+        )
+        .await;
+    assert_error(s, &v, 400, "validation_error");
+    let (s, v) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "paragraph": { "rich_text": text("x") } })),
+        )
+        .await;
+    assert_error(s, &v, 400, "validation_error");
+    assert_eq!(api.fake.page(&id).unwrap().blocks[0].text, "F-1 b");
+}
