@@ -730,6 +730,24 @@ async fn the_post_mortem_is_written_once_from_what_incd_recorded_even_with_a_kil
     incd.kill9();
     let _incd = w.start(1).await;
 
+    // Follow-ups keep changing after resolve: the to-dos follow, nothing is added twice.
+    let a = incident_command(&w, DEFAULT_USER, &ch.id, "follow-up Rewrite checkout").await;
+    assert!(a["text"].as_str().unwrap().contains("F-2"), "{a}");
+    incident_command(&w, DEFAULT_USER, &ch.id, "done F-1").await;
+    incident_command(&w, DEFAULT_USER, &ch.id, "wontdo F-2").await;
+    w.until("the to-dos follow the follow-ups", || {
+        let Some(page) = notion.page(&page_id) else {
+            return false;
+        };
+        let todos = section(&page, "Follow-ups");
+        todos.len() == 2
+            && todos[0].value["checked"] == true
+            && todos[1].value["checked"] == false
+            && todos[1].text == "F-2 Rewrite checkout (won't do)"
+            && todos[1].value["rich_text"][0]["annotations"]["strikethrough"] == true
+    })
+    .await;
+
     // Close: the review section is added, with the notes.
     close(&w, &ch, DEFAULT_USER, "All follow-ups tracked").await;
     w.until("the review section is on the page", || {
@@ -816,9 +834,9 @@ async fn the_post_mortem_is_written_once_from_what_incd_recorded_even_with_a_kil
 
     assert_eq!(texts("Impact"), ["EU customers could not pay for an hour"]);
     let todos = section(&page, "Follow-ups");
-    assert_eq!(todos.len(), 1, "{todos:?}");
-    assert_eq!(todos[0].kind, "to_do");
-    assert_eq!(todos[0].value["checked"], false);
+    assert_eq!(todos.len(), 2, "{todos:?}");
+    assert!(todos.iter().all(|t| t.kind == "to_do"));
+    assert_eq!(todos[0].value["checked"], true);
     assert_eq!(
         todos[0].text,
         format!("F-1 Canary deploys · owner {bob_label} · due 2027-01-15")

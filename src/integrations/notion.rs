@@ -654,6 +654,76 @@ pub fn missing_blocks(existing: &[Value], doc: &pm::PostMortem) -> Vec<Value> {
     out
 }
 
+/// How to bring the page's follow-ups section up to date with `doc`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FollowUpChanges {
+    /// `(block id, PATCH body)` for to-dos whose text or checked state changed.
+    pub updates: Vec<(String, Value)>,
+    /// To-dos of follow-ups the page does not list yet.
+    pub append: Vec<Value>,
+    /// The block the new to-dos go after: the section's last block.
+    pub after: Option<String>,
+}
+
+/// Compare the follow-ups section on the page (top-level blocks) with `doc`'s. Nothing when the
+/// page has no follow-ups section yet: writing the missing sections adds it whole. To-dos are
+/// matched by their `F-<n>` reference, the first word of their text.
+pub fn follow_up_changes(existing: &[Value], doc: &pm::PostMortem) -> FollowUpChanges {
+    let mut changes = FollowUpChanges::default();
+    let Some(start) = existing
+        .iter()
+        .position(|b| section_of(b) == Some(pm::SectionId::FollowUps))
+    else {
+        return changes;
+    };
+    let Some(section) = doc.section(pm::SectionId::FollowUps) else {
+        return changes;
+    };
+    let end = existing[start + 1..]
+        .iter()
+        .position(|b| section_of(b).is_some())
+        .map(|i| start + 1 + i)
+        .unwrap_or(existing.len());
+    let on_page: Vec<(String, String, bool)> = existing[start + 1..end]
+        .iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("to_do"))
+        .filter_map(|b| {
+            let id = b.get("id").and_then(Value::as_str)?.to_string();
+            let text = b
+                .pointer("/to_do/rich_text")
+                .and_then(Value::as_array)
+                .map(|a| plain_text(a))
+                .unwrap_or_default();
+            let checked = b.pointer("/to_do/checked").and_then(Value::as_bool) == Some(true);
+            Some((id, text, checked))
+        })
+        .collect();
+    changes.after = existing[end - 1]
+        .get("id")
+        .and_then(Value::as_str)
+        .map(String::from);
+    for block in &section.blocks {
+        let pm::Block::ToDo {
+            reference, checked, ..
+        } = block
+        else {
+            continue;
+        };
+        let rich_text = to_do_text(block);
+        let text = plain_text(&rich_text);
+        let prefix = format!("{reference} ");
+        match on_page.iter().find(|(_, t, _)| t.starts_with(&prefix)) {
+            Some((id, t, c)) if *t != text || c != checked => changes.updates.push((
+                id.clone(),
+                json!({ "to_do": { "rich_text": rich_text, "checked": checked } }),
+            )),
+            Some(_) => {}
+            None => changes.append.extend(pm_block(block)),
+        }
+    }
+    changes
+}
+
 /// Split blocks into requests of at most [`BLOCKS_PER_REQUEST`] blocks and about
 /// [`REQUEST_BYTES_MAX`] bytes each.
 pub fn chunk_blocks(blocks: &[Value]) -> Vec<Vec<Value>> {
@@ -1061,6 +1131,49 @@ impl Notion {
         let blocks = missing_blocks(&existing, doc);
         if !blocks.is_empty() {
             self.append(&page.page_id, &blocks).await?;
+        }
+        Ok(())
+    }
+
+    /// Bring the follow-ups section up to date: check, strike or rewrite the to-dos that
+    /// changed and add the new ones after the section's last block. Reads the page first, so
+    /// it is safe to repeat.
+    pub async fn sync_follow_ups(
+        &self,
+        page: &PostMortem,
+        doc: &pm::PostMortem,
+    ) -> Result<(), IntegrationError> {
+        let existing = self.list_children(&page.page_id, |_| false).await?.0;
+        let changes = follow_up_changes(&existing, doc);
+        for (block, body) in &changes.updates {
+            self.call(
+                Method::PATCH,
+                &format!("blocks/{}", path_segment(block)),
+                Some(body),
+            )
+            .await?;
+        }
+        let mut after = changes.after;
+        for chunk in chunk_blocks(&changes.append) {
+            let mut body = json!({ "children": chunk });
+            if let Some(a) = &after {
+                body["after"] = json!(a);
+            }
+            let v = self
+                .call(
+                    Method::PATCH,
+                    &format!("blocks/{}/children", path_segment(&page.page_id)),
+                    Some(&body),
+                )
+                .await?;
+            after = v
+                .get("results")
+                .and_then(Value::as_array)
+                .and_then(|r| r.last())
+                .and_then(|b| b.get("id"))
+                .and_then(Value::as_str)
+                .map(String::from)
+                .or(after);
         }
         Ok(())
     }
@@ -1917,6 +2030,70 @@ mod tests {
         let added = missing_blocks(&page, &closed);
         assert_eq!(section_of(&added[0]), Some(pm::SectionId::Review));
         assert_eq!(added.len(), 2);
+    }
+
+    /// The page as Notion would list it: ids on every block.
+    fn with_ids(blocks: Vec<Value>) -> Vec<Value> {
+        blocks
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut b)| {
+                b["id"] = json!(format!("b{i}"));
+                b
+            })
+            .collect()
+    }
+
+    #[test]
+    fn follow_up_changes_update_what_changed_and_add_what_is_new() {
+        let doc = pm_doc(false);
+        let page = with_ids(all_pm_blocks(&doc));
+        assert_eq!(
+            follow_up_changes(&page, &doc),
+            FollowUpChanges {
+                after: Some(format!("b{}", page.len() - 1)),
+                ..FollowUpChanges::default()
+            }
+        );
+        // F-1 done, F-4 added.
+        let mut later = doc.clone();
+        let fu = later
+            .sections
+            .iter_mut()
+            .find(|s| s.id == pm::SectionId::FollowUps)
+            .unwrap();
+        if let pm::Block::ToDo { checked, .. } = &mut fu.blocks[0] {
+            *checked = true;
+        }
+        fu.blocks.push(pm::Block::ToDo {
+            reference: "F-4".parse().unwrap(),
+            title: "Runbook".into(),
+            owner: None,
+            due: None,
+            checked: false,
+            wont_do: false,
+        });
+        let c = follow_up_changes(&page, &later);
+        let f1 = page
+            .iter()
+            .find(|b| {
+                plain_text(b["to_do"]["rich_text"].as_array().unwrap_or(&vec![]))
+                    .starts_with("F-1 ")
+            })
+            .unwrap();
+        assert_eq!(c.updates.len(), 1);
+        assert_eq!(c.updates[0].0, f1["id"].as_str().unwrap());
+        assert_eq!(c.updates[0].1["to_do"]["checked"], true);
+        assert_eq!(c.append.len(), 1);
+        assert!(
+            plain_text(c.append[0]["to_do"]["rich_text"].as_array().unwrap())
+                .starts_with("F-4 Runbook")
+        );
+        // Without the section on the page there is nothing to sync.
+        assert_eq!(
+            follow_up_changes(&page[..3], &later),
+            FollowUpChanges::default()
+        );
     }
 
     #[test]

@@ -33,9 +33,10 @@ const CHANNEL_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 fn integration(b: Background) -> Integration {
     match b {
         Background::Page | Background::PageResolve => Integration::PagerDuty,
-        Background::PostMortem | Background::PostMortemResolve | Background::PostMortemClose => {
-            Integration::Notion
-        }
+        Background::PostMortem
+        | Background::PostMortemResolve
+        | Background::PostMortemClose
+        | Background::PostMortemFollowUps => Integration::Notion,
     }
 }
 
@@ -106,6 +107,33 @@ pub fn start_close(runner: &Arc<Runner>, id: IncidentId) {
     spawn(runner, id, Background::PostMortemClose);
 }
 
+/// A follow-up was added or closed: once the incident is resolved (its post-mortem written or
+/// being written), keep the post-mortem's to-dos current. The step runs anew at every change.
+pub async fn sync_follow_ups(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
+    let ctx = runner.ctx();
+    if !configured(ctx, Background::PostMortemFollowUps) {
+        return Ok(());
+    }
+    let resolved = matches!(
+        ctx.store.status(id).await?,
+        Some(Status::Resolved | Status::Closed)
+    );
+    if !resolved {
+        // Resolving writes the whole section with the follow-ups as they are then.
+        return Ok(());
+    }
+    let b = Background::PostMortemFollowUps;
+    for key in [
+        StepKey::Background(b),
+        StepKey::Notice(b),
+        StepKey::GaveUp(b),
+    ] {
+        ctx.store.reset_step(id, &key.to_string()).await?;
+    }
+    spawn(runner, id, b);
+    Ok(())
+}
+
 /// A reopened incident pages again, with the same dedup key (its page steps were forgotten).
 pub fn page_again(runner: &Arc<Runner>, id: IncidentId) {
     spawn(runner, id, Background::Page);
@@ -152,9 +180,9 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
         // flight, and a trigger sees the resolution that came first.
         let pager_guard = match b {
             Background::Page | Background::PageResolve => Some(runner.lock_pager(id).await),
-            Background::PostMortemResolve | Background::PostMortemClose => {
-                Some(runner.lock_postmortem(id).await)
-            }
+            Background::PostMortemResolve
+            | Background::PostMortemClose
+            | Background::PostMortemFollowUps => Some(runner.lock_postmortem(id).await),
             Background::PostMortem => None,
         };
         let Some(inc) = ctx.store.incident(id).await? else {
@@ -167,7 +195,9 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
         let a = run.attempt().await?;
         let facts = facts(ctx, &inc).await?;
         let doc = match b {
-            Background::PostMortemResolve | Background::PostMortemClose => {
+            Background::PostMortemResolve
+            | Background::PostMortemClose
+            | Background::PostMortemFollowUps => {
                 Some(super::postmortem::document(ctx, &inc).await?)
             }
             _ => None,
@@ -183,6 +213,14 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
             .external_call(service, b.as_str(), t0.elapsed(), result.is_ok());
         match result {
             Ok(outcome) => {
+                if b == Background::PostMortemFollowUps {
+                    // A follow-up changed while this attempt wrote an older list: again.
+                    let now = super::postmortem::document(ctx, &inc).await?;
+                    let section = crate::incident::postmortem::SectionId::FollowUps;
+                    if doc.as_ref().and_then(|d| d.section(section)) != now.section(section) {
+                        continue;
+                    }
+                }
                 after_success(runner, &inc, b, outcome, noticed).await?;
                 return run.done(None).await;
             }
@@ -235,7 +273,9 @@ async fn skip_reason(ctx: &Ctx, inc: &Incident, b: Background) -> Result<Option<
             let paged = inc.pagerduty_key.is_some() || page_may_have_gone_out(ctx, inc.id).await?;
             (!paged).then_some("nobody was paged")
         }
-        Background::PostMortemResolve | Background::PostMortemClose => inc
+        Background::PostMortemResolve
+        | Background::PostMortemClose
+        | Background::PostMortemFollowUps => inc
             .notion_page_id
             .is_none()
             .then_some("no post-mortem page yet"),
@@ -294,6 +334,17 @@ async fn attempt(
             // Then the post-mortem proper, from what incd recorded (reads the page first).
             if let Some(doc) = doc {
                 notion.write_postmortem(&page, doc).await?;
+            }
+            Ok(Outcome::Updated)
+        }
+        Background::PostMortemFollowUps => {
+            let notion = ctx.notion.as_ref().ok_or_else(unconfigured)?;
+            let page = PostMortem {
+                page_id: inc.notion_page_id.clone().unwrap_or_default(),
+                url: inc.notion_url.clone().unwrap_or_default(),
+            };
+            if let Some(doc) = doc {
+                notion.sync_follow_ups(&page, doc).await?;
             }
             Ok(Outcome::Updated)
         }

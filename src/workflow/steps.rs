@@ -19,15 +19,19 @@ pub enum Background {
     PostMortemResolve,
     /// At close: the post-mortem gains the review section (closing time, review notes).
     PostMortemClose,
+    /// After a follow-up changed (once the post-mortem is written): its to-dos kept current.
+    /// Run again, from scratch, at every change.
+    PostMortemFollowUps,
 }
 
 impl Background {
-    pub const ALL: [Background; 5] = [
+    pub const ALL: [Background; 6] = [
         Background::Page,
         Background::PostMortem,
         Background::PageResolve,
         Background::PostMortemResolve,
         Background::PostMortemClose,
+        Background::PostMortemFollowUps,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +41,7 @@ impl Background {
             Background::PageResolve => "page_resolve",
             Background::PostMortemResolve => "postmortem_resolve",
             Background::PostMortemClose => "postmortem_close",
+            Background::PostMortemFollowUps => "postmortem_follow_ups",
         }
     }
 
