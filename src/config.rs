@@ -73,6 +73,8 @@ pub struct Settings {
     /// Local listener for `/healthz` and `/metrics`; off when `None`.
     pub http_addr: Option<SocketAddr>,
     pub retry: RetrySettings,
+    /// What each role's holder is told (`[roles.<commander|ops|comms|planning>]`).
+    pub roles: crate::incident::roles::RoleGuides,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +205,8 @@ struct FileConfig {
     retry: FileRetry,
     #[serde(default)]
     severity: Vec<SeverityLevel>,
+    #[serde(default)]
+    roles: crate::incident::roles::RoleGuides,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -588,6 +592,7 @@ fn build(
         notion,
         http_addr,
         retry,
+        roles: file.roles,
     })
 }
 

@@ -9,8 +9,10 @@
 //! A handler that fails returns a [`Failure`]: the one root handler ([`Dispatcher`]) logs its
 //! error chain once and acks with the plain words the failure carries for the person.
 
+pub mod command;
 pub mod declare;
 pub mod events;
+pub mod lifecycle;
 pub mod resolve;
 pub mod retry;
 
@@ -90,7 +92,7 @@ async fn dispatch(
                     return Handled::reply(Some(ui::restarting()));
                 }
                 match c.command.as_str() {
-                    DECLARE_COMMAND => declare::on_command(app, c, received),
+                    DECLARE_COMMAND => command::on_command(app, c, received).await,
                     RESOLVE_COMMAND => resolve::on_command(app, c, received).await,
                     other => Ok(Handled::reply(Some(ui::unknown_command(other)))),
                 }

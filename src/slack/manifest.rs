@@ -24,6 +24,7 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("conversations.history", Some("channels:history")),
     ("chat.postMessage", Some("chat:write")),
     ("chat.update", Some("chat:write")),
+    ("chat.postEphemeral", Some("chat:write")),
     ("pins.add", Some("pins:write")),
     ("bookmarks.add", Some("bookmarks:write")),
 ];
@@ -58,9 +59,9 @@ features:
     always_online: true
   slash_commands:
     - command: {DECLARE_COMMAND}
-      description: Declare an incident
-      usage_hint: "[what is broken]"
-      should_escape: false
+      description: Declare an incident, or run it (help, update, severity, role, note, timeline)
+      usage_hint: "[what is broken] | help"
+      should_escape: true
     - command: {RESOLVE_COMMAND}
       description: Resolve the incident of this channel
       usage_hint: "[resolution summary]"

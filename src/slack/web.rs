@@ -26,6 +26,7 @@ pub enum Method {
     ConversationsHistory,
     ChatPostMessage,
     ChatUpdate,
+    ChatPostEphemeral,
     PinsAdd,
     BookmarksAdd,
 }
@@ -45,6 +46,7 @@ impl Method {
         Method::ConversationsHistory,
         Method::ChatPostMessage,
         Method::ChatUpdate,
+        Method::ChatPostEphemeral,
         Method::PinsAdd,
         Method::BookmarksAdd,
     ];
@@ -64,6 +66,7 @@ impl Method {
             Method::ConversationsHistory => "conversations.history",
             Method::ChatPostMessage => "chat.postMessage",
             Method::ChatUpdate => "chat.update",
+            Method::ChatPostEphemeral => "chat.postEphemeral",
             Method::PinsAdd => "pins.add",
             Method::BookmarksAdd => "bookmarks.add",
         }
@@ -301,6 +304,21 @@ impl SlackApi {
         .map(|_| ())
     }
 
+    /// `chat.postEphemeral`: text only `user` sees in `channel` (they must be a member).
+    pub async fn post_ephemeral(
+        &self,
+        channel: &ChannelId,
+        user: &UserId,
+        text: &str,
+    ) -> Result<(), SlackError> {
+        self.json(
+            Method::ChatPostEphemeral,
+            json!({"channel": channel, "user": user, "text": text}),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `chat.update` of a message's text and blocks.
     pub async fn update(
         &self,
@@ -402,12 +420,13 @@ mod tests {
                 | Method::ConversationsHistory
                 | Method::ChatPostMessage
                 | Method::ChatUpdate
+                | Method::ChatPostEphemeral
                 | Method::PinsAdd
                 | Method::BookmarksAdd => true,
             };
             assert!(listed);
         }
-        assert_eq!(Method::ALL.len(), 14);
+        assert_eq!(Method::ALL.len(), 15);
         assert_eq!(Method::ChatPostMessage.name(), "chat.postMessage");
     }
 }

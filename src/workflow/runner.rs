@@ -602,7 +602,7 @@ impl Runner {
 
     async fn execute(self: &Arc<Self>, id: IncidentId, w: Workflow) -> Result<()> {
         match w {
-            Workflow::Declare | Workflow::Resolve => {
+            Workflow::Declare | Workflow::Resolve | Workflow::Change(_) => {
                 let marker = StepKey::of(w).to_string();
                 let store = &self.ctx.store;
                 let now = self.ctx.clock.now();
@@ -610,10 +610,10 @@ impl Runner {
                     .set_step(id, &marker, StepState::Started, None, now)
                     .await
                     .context("recording the workflow's start")?;
-                if w == Workflow::Declare {
-                    super::declare::run(self, id).await?;
-                } else {
-                    super::resolve::run(self, id).await?;
+                match w {
+                    Workflow::Declare => super::declare::run(self, id).await?,
+                    Workflow::Change(n) => super::change::run(self, id, n).await?,
+                    _ => super::resolve::run(self, id).await?,
                 }
                 store
                     .set_step(id, &marker, StepState::Done, None, self.ctx.clock.now())
@@ -708,7 +708,7 @@ pub fn resume_plan(status: Status, pending_steps: &[String]) -> Result<Vec<Workf
     let rank = |w: &Workflow| match w {
         Workflow::Declare => 0,
         Workflow::Resolve => 1,
-        Workflow::Background(_) => 2,
+        Workflow::Background(_) | Workflow::Change(_) => 2,
     };
     wanted.sort_by_key(rank);
     Ok(wanted)

@@ -48,6 +48,58 @@ pub enum Workflow {
     Resolve,
     /// One background integration step, running on its own.
     Background(Background),
+    /// Showing one recorded change (status, severity, role) everywhere; its number.
+    Change(u32),
+}
+
+/// The parts of showing a change, each its own step.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ChangePart {
+    /// The post in the incident channel.
+    Post,
+    Topic,
+    Summary,
+    /// The announcement in a broadcast channel, edited in place.
+    AnnounceEdit(ChannelId),
+    /// The reply in the announcement's thread.
+    AnnounceReply(ChannelId),
+    /// The role holder's direct message (or its ephemeral fallback).
+    Dm,
+    /// Paging when a raised severity pages and nobody was paged yet.
+    Page,
+}
+
+impl fmt::Display for ChangePart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChangePart::Post => f.write_str("post"),
+            ChangePart::Topic => f.write_str("topic"),
+            ChangePart::Summary => f.write_str("summary"),
+            ChangePart::AnnounceEdit(c) => write!(f, "announce_edit:{c}"),
+            ChangePart::AnnounceReply(c) => write!(f, "announce_reply:{c}"),
+            ChangePart::Dm => f.write_str("dm"),
+            ChangePart::Page => f.write_str("page"),
+        }
+    }
+}
+
+impl ChangePart {
+    fn parse(s: &str) -> Option<ChangePart> {
+        let channel = |v: &str| (!v.is_empty()).then(|| ChannelId::from(v));
+        Some(match s.split_once(':') {
+            Some(("announce_edit", c)) => ChangePart::AnnounceEdit(channel(c)?),
+            Some(("announce_reply", c)) => ChangePart::AnnounceReply(channel(c)?),
+            Some(_) => return None,
+            None => match s {
+                "post" => ChangePart::Post,
+                "topic" => ChangePart::Topic,
+                "summary" => ChangePart::Summary,
+                "dm" => ChangePart::Dm,
+                "page" => ChangePart::Page,
+                _ => return None,
+            },
+        })
+    }
 }
 
 impl fmt::Display for Workflow {
@@ -56,6 +108,7 @@ impl fmt::Display for Workflow {
             Workflow::Declare => f.write_str("declare"),
             Workflow::Resolve => f.write_str("resolve"),
             Workflow::Background(b) => f.write_str(b.as_str()),
+            Workflow::Change(n) => write!(f, "change:{n}"),
         }
     }
 }
@@ -87,6 +140,8 @@ pub enum StepKey {
     GaveUp(Background),
     Recovered(Background),
     Bookmark(Background),
+    // showing a change
+    Change(u32, ChangePart),
 }
 
 impl StepKey {
@@ -112,6 +167,7 @@ impl StepKey {
             | StepKey::GaveUp(b)
             | StepKey::Recovered(b)
             | StepKey::Bookmark(b) => Workflow::Background(*b),
+            StepKey::Change(n, _) => Workflow::Change(*n),
         }
     }
 
@@ -146,6 +202,7 @@ impl fmt::Display for StepKey {
             StepKey::GaveUp(b) => write!(f, "gave_up:{}", b.as_str()),
             StepKey::Recovered(b) => write!(f, "recovered:{}", b.as_str()),
             StepKey::Bookmark(b) => write!(f, "bookmark:{}", b.as_str()),
+            StepKey::Change(n, p) => write!(f, "change:{n}:{p}"),
         }
     }
 }
@@ -173,8 +230,16 @@ impl FromStr for StepKey {
                 "workflow" => StepKey::Workflow(match rest {
                     "declare" => Workflow::Declare,
                     "resolve" => Workflow::Resolve,
-                    _ => return Err(unknown()),
+                    other => match other.strip_prefix("change:").map(str::parse) {
+                        Some(Ok(n)) => Workflow::Change(n),
+                        _ => return Err(unknown()),
+                    },
                 }),
+                "change" => {
+                    let (n, part) = rest.split_once(':').ok_or_else(unknown)?;
+                    let n: u32 = n.parse().map_err(|_| unknown())?;
+                    StepKey::Change(n, ChangePart::parse(part).ok_or_else(unknown)?)
+                }
                 "announce" => StepKey::Announce(channel(rest)?),
                 "announce_update" => StepKey::AnnounceUpdate(channel(rest)?),
                 "announce_reply" => StepKey::AnnounceReply(channel(rest)?),
@@ -223,7 +288,15 @@ mod tests {
             StepKey::ResolveSummary,
             StepKey::Resolution,
             StepKey::AnnounceUpdate(c.clone()),
-            StepKey::AnnounceReply(c),
+            StepKey::AnnounceReply(c.clone()),
+            StepKey::Workflow(Workflow::Change(12)),
+            StepKey::Change(3, ChangePart::Post),
+            StepKey::Change(3, ChangePart::Topic),
+            StepKey::Change(3, ChangePart::Summary),
+            StepKey::Change(3, ChangePart::AnnounceEdit(c.clone())),
+            StepKey::Change(3, ChangePart::AnnounceReply(c)),
+            StepKey::Change(3, ChangePart::Dm),
+            StepKey::Change(3, ChangePart::Page),
         ];
         for b in Background::ALL {
             keys.extend([
@@ -257,7 +330,17 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        for bad in ["", "announce:", "notice:sms", "workflow:page", "paging"] {
+        for bad in [
+            "",
+            "announce:",
+            "notice:sms",
+            "workflow:page",
+            "paging",
+            "workflow:change:x",
+            "change:1",
+            "change:1:wave",
+            "change:1:announce_edit:",
+        ] {
             assert!(bad.parse::<StepKey>().is_err(), "{bad}");
         }
     }

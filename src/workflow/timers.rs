@@ -53,6 +53,10 @@ impl FromStr for TimerKind {
         let w = match s.strip_prefix("resume:") {
             Some("declare") => Workflow::Declare,
             Some("resolve") => Workflow::Resolve,
+            Some(other) if other.starts_with("change:") => other["change:".len()..]
+                .parse()
+                .map(Workflow::Change)
+                .with_context(|| format!("unknown timer kind {s:?}"))?,
             Some(other) => Background::ALL
                 .into_iter()
                 .find(|b| b.as_str() == other)

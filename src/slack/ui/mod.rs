@@ -8,6 +8,7 @@
 //! surface is snapshot-tested.
 
 pub mod announce;
+pub mod lifecycle;
 pub mod modals;
 pub mod notices;
 pub mod replies;
@@ -137,6 +138,9 @@ pub(crate) mod fixtures {
             pagerduty_url: None,
             notion_page_id: None,
             notion_url: None,
+            phase: crate::incident::command::UpdateStatus::Investigating,
+            roles: crate::incident::roles::Assignments::with_commander("U2".into()),
+            last_update_at: None,
         }
     }
 
