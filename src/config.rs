@@ -75,6 +75,9 @@ pub struct Settings {
     pub retry: RetrySettings,
     /// What each role's holder is told (`[roles.<commander|ops|comms|planning>]`).
     pub roles: crate::incident::roles::RoleGuides,
+    /// The reaction that puts a message on the timeline, without colons (`[timeline] emoji`,
+    /// default `pushpin`, 📌).
+    pub timeline_emoji: String,
 }
 
 #[derive(Debug, Clone)]
@@ -207,6 +210,14 @@ struct FileConfig {
     severity: Vec<SeverityLevel>,
     #[serde(default)]
     roles: crate::incident::roles::RoleGuides,
+    #[serde(default)]
+    timeline: FileTimeline,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTimeline {
+    emoji: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -567,6 +578,20 @@ fn build(
         }
     }
 
+    let timeline_emoji = file
+        .timeline
+        .emoji
+        .map(|e| e.trim().trim_matches(':').to_string())
+        .unwrap_or_else(|| "pushpin".into());
+    if timeline_emoji.is_empty()
+        || !timeline_emoji
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-+'".contains(c))
+    {
+        problems.push(format!(
+            "timeline.emoji: '{timeline_emoji}' is not an emoji name (like pushpin)"
+        ));
+    }
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
@@ -593,6 +618,7 @@ fn build(
         http_addr,
         retry,
         roles: file.roles,
+        timeline_emoji,
     })
 }
 

@@ -306,3 +306,230 @@ async fn notes_go_on_the_timeline_once() {
     assert_eq!(t.matches("Restarted").count(), 1, "{t}");
     assert!(t.contains("Incident declared"), "{t}");
 }
+
+/// Ask for the timeline until `cond` holds on its text (each ask is a new command).
+async fn timeline_until(
+    w: &World,
+    ch: &Channel,
+    what: &str,
+    cond: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, ack) = command(w, DEFAULT_USER, &ch.id, "timeline").await;
+        let t = ephemeral_text(&ack);
+        if cond(&t) {
+            return t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}\n{t}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn reaction(kind: &str, user: &str, channel: &str, ts: &str, author: &str) -> Value {
+    serde_json::json!({
+        "type": kind, "user": user, "reaction": "pushpin",
+        "item": {"type": "message", "channel": channel, "ts": ts},
+        "item_user": author, "event_ts": "1700000001.000100"
+    })
+}
+
+fn pin(
+    kind: &str,
+    user: &str,
+    channel: &str,
+    ts: &str,
+    thread: Option<&str>,
+    author: &str,
+    text: &str,
+) -> Value {
+    serde_json::json!({
+        "type": kind, "user": user, "channel_id": channel,
+        "item": {"type": "message", "channel": channel, "created": 1700000002, "created_by": user,
+                 "message": {"type": "message", "text": text, "user": author, "ts": ts,
+                             "thread_ts": thread, "permalink": format!("https://fake.slack.com/archives/{channel}/p{}", ts.replace('.', "")),
+                             "pinned_to": [channel]}},
+        "item_user": author, "pin_count": 2, "event_ts": "1700000003.000100"
+    })
+}
+
+async fn event(w: &World, e: Value) -> Delivery {
+    let d = w.slack.send_event(e).await.unwrap();
+    let ack = w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    assert!(ack.violation.is_none() && ack.payload.is_none(), "{ack:?}");
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_pushpins_and_a_pin_on_a_thread_reply_make_one_entry_until_all_are_removed() {
+    let mut w = World::new().await;
+    let _incd = w.start(2).await;
+    let ch = declared(&w, "Payments failing", "sev2").await;
+    let parent = w
+        .slack
+        .post_user_message(&ch.id, common::CAROL, "looking at the logs", None)
+        .unwrap();
+    let reply = w
+        .slack
+        .post_user_message(&ch.id, BOB, "Rolled back payments to 7.1", Some(&parent))
+        .unwrap();
+    let original = {
+        let secs: i64 = reply.split('.').next().unwrap().parse().unwrap();
+        chrono::DateTime::from_timestamp(secs, 0)
+            .unwrap()
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string()
+    };
+
+    // incd's own pin of its summary is not an entry.
+    let summary = w.slack.pins(&ch.id)[0].clone();
+    event(
+        &w,
+        pin(
+            "pin_added",
+            incd_fakes::slack::BOT_USER_ID,
+            &ch.id,
+            &summary,
+            None,
+            incd_fakes::slack::BOT_USER_ID,
+            "summary",
+        ),
+    )
+    .await;
+
+    let first = event(
+        &w,
+        reaction("reaction_added", DEFAULT_USER, &ch.id, &reply, BOB),
+    )
+    .await;
+    event(&w, reaction("reaction_added", BOB, &ch.id, &reply, BOB)).await;
+    event(
+        &w,
+        reaction("reaction_added", common::CAROL, &ch.id, &reply, BOB),
+    )
+    .await;
+    event(
+        &w,
+        pin(
+            "pin_added",
+            DEFAULT_USER,
+            &ch.id,
+            &reply,
+            Some(&parent),
+            BOB,
+            "Rolled back payments to 7.1",
+        ),
+    )
+    .await;
+    // A redelivered event changes nothing twice.
+    let again = w
+        .slack
+        .redeliver(&first, "timeout", Target::Any)
+        .await
+        .unwrap();
+    w.slack.wait_ack(&again.envelope_id, WAIT).await.unwrap();
+
+    let t = timeline_until(&w, &ch, "the reply on the timeline", |t| {
+        t.contains("Rolled back payments to 7.1")
+    })
+    .await;
+    assert_eq!(
+        t.matches("Rolled back payments").count(),
+        1,
+        "one entry: {t}"
+    );
+    let line = t.lines().find(|l| l.contains("Rolled back")).unwrap();
+    assert!(
+        line.contains(&original),
+        "stamped with the reply's own time: {line}"
+    );
+    assert!(line.contains(&format!("<@{BOB}>")), "its author: {line}");
+    assert!(
+        line.contains(&format!("/archives/{}/p", ch.id)),
+        "a permalink: {line}"
+    );
+    assert!(!t.contains("summary"), "{t}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        w.slack.calls_to("conversations.replies").len() <= 1,
+        "read at most once"
+    );
+    assert!(
+        w.slack.calls_to("conversations.history").is_empty(),
+        "never history for a reply"
+    );
+
+    // Removing all but the last mark keeps it; removing the last takes it off.
+    event(
+        &w,
+        reaction("reaction_removed", DEFAULT_USER, &ch.id, &reply, BOB),
+    )
+    .await;
+    event(&w, reaction("reaction_removed", BOB, &ch.id, &reply, BOB)).await;
+    event(
+        &w,
+        pin(
+            "pin_removed",
+            DEFAULT_USER,
+            &ch.id,
+            &reply,
+            Some(&parent),
+            BOB,
+            "Rolled back payments to 7.1",
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, ack) = command(&w, DEFAULT_USER, &ch.id, "timeline").await;
+    assert!(
+        ephemeral_text(&ack).contains("Rolled back"),
+        "one mark is left"
+    );
+    event(
+        &w,
+        reaction("reaction_removed", common::CAROL, &ch.id, &reply, BOB),
+    )
+    .await;
+    timeline_until(&w, &ch, "the reply off the timeline", |t| {
+        !t.contains("Rolled back")
+    })
+    .await;
+    w.slack.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushpin_alone_reads_the_thread_reply_with_conversations_replies() {
+    let mut w = World::new().await;
+    let _incd = w.start(1).await;
+    let ch = declared(&w, "DNS flapping", "sev3").await;
+    let parent = w
+        .slack
+        .post_user_message(&ch.id, BOB, "resolver errors", None)
+        .unwrap();
+    let reply = w
+        .slack
+        .post_user_message(&ch.id, BOB, "Switched resolvers to 10.0.0.2", Some(&parent))
+        .unwrap();
+    event(
+        &w,
+        reaction("reaction_added", DEFAULT_USER, &ch.id, &reply, BOB),
+    )
+    .await;
+    let t = timeline_until(&w, &ch, "the read reply", |t| {
+        t.contains("Switched resolvers")
+    })
+    .await;
+    assert!(t.contains(&format!("<@{BOB}>")), "{t}");
+    assert_eq!(w.slack.calls_to("conversations.replies").len(), 1);
+    // Another emoji is not a mark.
+    let mut other = reaction("reaction_added", BOB, &ch.id, &parent, BOB);
+    other["reaction"] = "eyes".into();
+    event(&w, other).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, ack) = command(&w, DEFAULT_USER, &ch.id, "timeline").await;
+    assert!(!ephemeral_text(&ack).contains("resolver errors"));
+    w.slack.assert_no_violations();
+}

@@ -111,7 +111,7 @@ async fn dispatch(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .first_time(&e.event_id);
-                events::on_event(e, first)
+                events::on_event(app, e, first)
             }
             Inbound::Shortcut(s) => {
                 tracing::debug!(callback_id = %s.callback_id, "shortcut ignored");

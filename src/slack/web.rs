@@ -24,6 +24,8 @@ pub enum Method {
     ConversationsInfo,
     UsersConversations,
     ConversationsHistory,
+    ConversationsReplies,
+    ChatGetPermalink,
     ChatPostMessage,
     ChatUpdate,
     ChatPostEphemeral,
@@ -44,6 +46,8 @@ impl Method {
         Method::ConversationsInfo,
         Method::UsersConversations,
         Method::ConversationsHistory,
+        Method::ConversationsReplies,
+        Method::ChatGetPermalink,
         Method::ChatPostMessage,
         Method::ChatUpdate,
         Method::ChatPostEphemeral,
@@ -64,6 +68,8 @@ impl Method {
             Method::ConversationsInfo => "conversations.info",
             Method::UsersConversations => "users.conversations",
             Method::ConversationsHistory => "conversations.history",
+            Method::ConversationsReplies => "conversations.replies",
+            Method::ChatGetPermalink => "chat.getPermalink",
             Method::ChatPostMessage => "chat.postMessage",
             Method::ChatUpdate => "chat.update",
             Method::ChatPostEphemeral => "chat.postEphemeral",
@@ -71,6 +77,15 @@ impl Method {
             Method::BookmarksAdd => "bookmarks.add",
         }
     }
+}
+
+/// A message read back from Slack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadMessage {
+    pub text: String,
+    /// The author (absent for messages from bots without a user and from webhooks).
+    pub user: Option<UserId>,
+    pub bot_id: Option<String>,
 }
 
 /// `event_type` of the metadata incd attaches to its messages, to find them again.
@@ -304,6 +319,60 @@ impl SlackApi {
         .map(|_| ())
     }
 
+    /// One message, whether top level or a reply in a thread: `conversations.replies` with the
+    /// message's own ts (`conversations.history` only sees top-level messages). `None` when Slack
+    /// says the message is gone (`thread_not_found`).
+    pub async fn read_message(
+        &self,
+        channel: &ChannelId,
+        ts: &MessageTs,
+    ) -> Result<Option<ReadMessage>, SlackError> {
+        let resp = match self
+            .form(
+                Method::ConversationsReplies,
+                &[
+                    ("channel", channel.as_str()),
+                    ("ts", ts.as_str()),
+                    ("limit", "1"),
+                    ("inclusive", "true"),
+                ],
+            )
+            .await
+        {
+            Err(e) if e.is_code("thread_not_found") => return Ok(None),
+            r => r?,
+        };
+        let found = resp
+            .get("messages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|m| m.get("ts").and_then(Value::as_str) == Some(ts.as_str()))
+            .map(|m| ReadMessage {
+                text: str_of(m, &["text"]).unwrap_or_default().to_string(),
+                user: str_of(m, &["user"]).map(UserId::from),
+                bot_id: str_of(m, &["bot_id"]).map(String::from),
+            });
+        Ok(found)
+    }
+
+    /// `chat.getPermalink` of a message.
+    pub async fn permalink(
+        &self,
+        channel: &ChannelId,
+        ts: &MessageTs,
+    ) -> Result<String, SlackError> {
+        let resp = self
+            .form(
+                Method::ChatGetPermalink,
+                &[("channel", channel.as_str()), ("message_ts", ts.as_str())],
+            )
+            .await?;
+        Ok(str_of(&resp, &["permalink"])
+            .unwrap_or_default()
+            .to_string())
+    }
+
     /// `chat.postEphemeral`: text only `user` sees in `channel` (they must be a member).
     pub async fn post_ephemeral(
         &self,
@@ -418,6 +487,8 @@ mod tests {
                 | Method::ConversationsInfo
                 | Method::UsersConversations
                 | Method::ConversationsHistory
+                | Method::ConversationsReplies
+                | Method::ChatGetPermalink
                 | Method::ChatPostMessage
                 | Method::ChatUpdate
                 | Method::ChatPostEphemeral
@@ -426,7 +497,7 @@ mod tests {
             };
             assert!(listed);
         }
-        assert_eq!(Method::ALL.len(), 15);
+        assert_eq!(Method::ALL.len(), 17);
         assert_eq!(Method::ChatPostMessage.name(), "chat.postMessage");
     }
 }

@@ -11,6 +11,7 @@
 //! On start, [`runner::Runner::resume_all`] picks up every unfinished workflow; [`timers`] fires
 //! durable timers.
 
+pub mod capture;
 pub mod change;
 pub mod declare;
 pub mod integrations;

@@ -13,6 +13,9 @@ use crate::incident::timeline::format_utc;
 use crate::incident::{human_duration, Incident, SeverityLevel, Status, UserId, MAX_TITLE_CHARS};
 use crate::store::{Applied, StoredEntry};
 
+/// A captured message's text until it has been read.
+pub const CAPTURE_PENDING: &str = "(marked message; its text is being read)";
+
 /// Longest text of one ephemeral answer (Slack's message text limit is far above; long timelines
 /// are cut with a note).
 const EPHEMERAL_MAX: usize = 3500;
