@@ -78,6 +78,9 @@ pub struct Settings {
     /// The reaction that puts a message on the timeline, without colons (`[timeline] emoji`,
     /// default `pushpin`, 📌).
     pub timeline_emoji: String,
+    /// How long an open incident may go without a status update before its commander is
+    /// nudged, per severity (`[nudges]`), or for all (`INCD_NUDGE_AFTER`).
+    pub nudges: crate::incident::nudge::NudgePolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +215,9 @@ struct FileConfig {
     roles: crate::incident::roles::RoleGuides,
     #[serde(default)]
     timeline: FileTimeline,
+    /// `sev1 = "15m"`, … (`off` never nudges).
+    #[serde(default)]
+    nudges: std::collections::BTreeMap<String, crate::incident::nudge::Interval>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -592,6 +598,38 @@ fn build(
             "timeline.emoji: '{timeline_emoji}' is not an emoji name (like pushpin)"
         ));
     }
+    let ids: Vec<&str> = severities.iter().map(|l| l.id.as_str()).collect();
+    for level in file.nudges.keys() {
+        if !ids.iter().any(|i| i.eq_ignore_ascii_case(level)) {
+            problems.push(format!(
+                "nudges.{level}: not a configured severity (use one of: {})",
+                ids.join(", ")
+            ));
+        }
+    }
+    let mut intervals: std::collections::BTreeMap<String, crate::incident::nudge::Interval> = ids
+        .iter()
+        .map(|i| {
+            (
+                i.to_string(),
+                crate::incident::nudge::NudgePolicy::defaults_for(&ids).interval(i),
+            )
+        })
+        .collect();
+    for (level, every) in &file.nudges {
+        intervals.insert(level.to_lowercase(), *every);
+    }
+    let nudge_override = match non_empty(env, "INCD_NUDGE_AFTER") {
+        None => None,
+        Some(v) => match v.parse::<crate::incident::nudge::Interval>() {
+            Ok(i) => Some(i),
+            Err(e) => {
+                problems.push(format!("INCD_NUDGE_AFTER: {e}"));
+                None
+            }
+        },
+    };
+    let nudges = crate::incident::nudge::NudgePolicy::new(intervals).with_override(nudge_override);
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
@@ -619,6 +657,7 @@ fn build(
         retry,
         roles: file.roles,
         timeline_emoji,
+        nudges,
     })
 }
 

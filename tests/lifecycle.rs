@@ -533,3 +533,94 @@ async fn a_pushpin_alone_reads_the_thread_reply_with_conversations_replies() {
     assert!(!ephemeral_text(&ack).contains("resolver errors"));
     w.slack.assert_no_violations();
 }
+
+/// The nudges the commander received so far, as message times in seconds.
+fn nudges(w: &World, user: &str) -> Vec<f64> {
+    w.slack
+        .im_channel(user)
+        .map(|im| {
+            im.messages
+                .iter()
+                .filter(|m| m.text.contains("No status update"))
+                .map(|m| m.ts.parse::<f64>().unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commander_is_nudged_once_per_interval_not_twice_across_a_restart_and_not_after_resolve(
+) {
+    let mut w = World::new().await;
+    w.set_env("INCD_NUDGE_AFTER", "2s");
+    let mut incd = w.start(1).await;
+    let ch = declared(&w, "Disk full", "sev3").await;
+    w.until("first nudge", || !nudges(&w, DEFAULT_USER).is_empty())
+        .await;
+    let im = w.slack.im_channel(DEFAULT_USER).unwrap();
+    let nudge = im
+        .messages
+        .iter()
+        .find(|m| m.text.contains("No status update"))
+        .unwrap();
+    let buttons = nudge.blocks.clone().unwrap().to_string();
+    assert!(
+        buttons.contains("Post an update") && buttons.contains("Snooze"),
+        "{buttons}"
+    );
+
+    // Killed right after a nudge and started again: the next one still waits its interval.
+    incd.kill9();
+    let mut incd = w.start(1).await;
+    common::until("second nudge", Duration::from_secs(20), &mut || {
+        nudges(&w, DEFAULT_USER).len() >= 2
+    })
+    .await;
+    // An update resets the clock.
+    command(&w, DEFAULT_USER, &ch.id, "update monitoring Freed 20 GB").await;
+    let after_update = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    common::until("third nudge", Duration::from_secs(20), &mut || {
+        nudges(&w, DEFAULT_USER).len() >= 3
+    })
+    .await;
+    let n = nudges(&w, DEFAULT_USER);
+    for pair in n.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 1.9,
+            "nudges {n:?} closer than the interval"
+        );
+    }
+    assert!(
+        n[2] - after_update >= 1.9,
+        "the update reset the clock: {n:?} vs {after_update}"
+    );
+
+    // Resolved: no more nudges.
+    let d = w
+        .slack
+        .send_slash_command(SlashCommand::new(
+            "/resolve-incident",
+            "freed space",
+            DEFAULT_USER,
+            &ch.id,
+        ))
+        .await
+        .unwrap();
+    w.slack.wait_ack(&d.envelope_id, WAIT).await.unwrap();
+    let view = w.slack.wait_view_opened(WAIT).await.unwrap();
+    let s = w
+        .slack
+        .submit_view_with(&view.id, DEFAULT_USER, &[])
+        .await
+        .unwrap();
+    w.slack.wait_ack(&s.envelope_id, WAIT).await.unwrap();
+    w.until("resolved", || w.slack.topic(&ch.id).contains("Resolved"))
+        .await;
+    // Resolving stops them: the timer that fires next finds the incident no longer open.
+    let count = nudges(&w, DEFAULT_USER).len();
+    tokio::time::sleep(Duration::from_secs(4)).await; // two intervals: a nudge would be due
+    assert_eq!(nudges(&w, DEFAULT_USER).len(), count, "none after resolve");
+    assert!(incd.running());
+    incd.terminate(Duration::from_secs(10));
+    w.slack.assert_no_violations();
+}

@@ -55,7 +55,7 @@ pub async fn on_command(app: &Arc<Runner>, c: SlashCommand, received: Instant) -
         (IncidentCommand::Update { status, message }, Some(inc)) => {
             lifecycle::update(app, &c, inc, status, message).await
         }
-        (IncidentCommand::UpdateForm, Some(_)) => lifecycle::not_available(name),
+        (IncidentCommand::UpdateForm, Some(inc)) => lifecycle::update_form(app, &c, inc, received),
         (IncidentCommand::Severity(level), Some(inc)) => {
             lifecycle::severity(app, &c, inc, level).await
         }

@@ -5,12 +5,15 @@
 
 use std::sync::Arc;
 
-use super::{Failure, Outcome};
+use tokio::time::Instant;
+
+use super::{open_modal, Failure, Outcome};
 use crate::incident::command::{RoleTarget, UpdateStatus};
 use crate::incident::roles::Role;
 use crate::incident::timeline::EntryKind;
 use crate::incident::{Incident, Severity};
-use crate::slack::inbound::SlashCommand;
+use crate::slack::inbound::{BlockActions, SlashCommand, ViewSubmission};
+use crate::slack::meta::UpdateFormMeta;
 use crate::slack::socket::Handled;
 use crate::slack::ui;
 use crate::store::{ChangeRecorded, ChangeRequest, NewChange};
@@ -184,4 +187,159 @@ pub async fn timeline(app: &Arc<Runner>, inc: Incident) -> Outcome {
     Ok(Handled::reply(Some(ui::lifecycle::timeline(
         &inc, &entries,
     ))))
+}
+
+/// `/incident update` alone: open the update form.
+pub fn update_form(
+    app: &Arc<Runner>,
+    c: &SlashCommand,
+    inc: Incident,
+    received: Instant,
+) -> Outcome {
+    let meta = UpdateFormMeta { incident: inc.id }.encode();
+    let work = open_modal(
+        app,
+        c.trigger_id.clone(),
+        c.response_url.clone(),
+        received,
+        move |ctx| ui::lifecycle::update_modal(&inc, &ctx.settings.incidents.severities, &meta),
+    );
+    Ok(Handled::default().then(work))
+}
+
+/// The update form submitted: a severity change when the level changed, and the status
+/// update; each recorded once per submission (keyed by the view id).
+pub async fn on_update_submit(app: &Arc<Runner>, v: ViewSubmission) -> Outcome {
+    use ui::lifecycle::*;
+    let ctx = app.ctx();
+    let Ok(meta) = UpdateFormMeta::decode(&v.view.private_metadata) else {
+        tracing::warn!("update form without incident id");
+        return Ok(Handled::default());
+    };
+    let message = v
+        .view
+        .input(UPDATE_MESSAGE_BLOCK, UPDATE_MESSAGE_ACTION)
+        .unwrap_or_default();
+    let message = message.trim().to_string();
+    let status = v
+        .view
+        .input(UPDATE_STATUS_BLOCK, UPDATE_STATUS_ACTION)
+        .and_then(|s| s.parse::<UpdateStatus>().ok());
+    let (Some(status), false) = (status, message.is_empty()) else {
+        return Ok(Handled::reply(Some(serde_json::json!({
+            "response_action": "errors",
+            "errors": {UPDATE_MESSAGE_BLOCK: "Say what changed, and pick a status."}
+        }))));
+    };
+    let inc = ctx
+        .store
+        .incident(meta.incident)
+        .await
+        .map_err(store_failed)?;
+    let Some(inc) = inc else {
+        return Ok(Handled::default());
+    };
+    let key = format!("view:{}", v.view.id);
+    let mut requests = Vec::new();
+    if let Some(level) = v
+        .view
+        .input(UPDATE_SEVERITY_BLOCK, UPDATE_SEVERITY_ACTION)
+        .filter(|l| ctx.settings.incidents.severity(l).is_some() && *l != inc.severity.as_str())
+    {
+        requests.push((
+            format!("{key}:severity"),
+            ChangeRequest::Severity(Severity::new(level)),
+        ));
+    }
+    requests.push((
+        format!("{key}:status"),
+        ChangeRequest::Status { status, message },
+    ));
+    let mut started = Vec::new();
+    for (key, request) in requests {
+        let settings = ctx.settings.clone();
+        let r = ctx
+            .store
+            .record_change(
+                NewChange {
+                    incident: inc.id,
+                    key,
+                    by: v.user.id.clone(),
+                    request,
+                    at: ctx.clock.now(),
+                },
+                move |applied| {
+                    let s = &settings.incidents;
+                    ui::lifecycle::change_entry(applied, &|id: &str| s.severity(id))
+                },
+                |seq| StepKey::of(Workflow::Change(seq)).to_string(),
+            )
+            .await
+            .map_err(|e| Failure::new(e.context("could not record the update"), None))?;
+        if let ChangeRecorded::Started(rec) = r {
+            started.push(rec.seq);
+        }
+    }
+    let app = app.clone();
+    let id = inc.id;
+    Ok(Handled::default().then(move || {
+        for seq in started {
+            app.start(id, Workflow::Change(seq));
+        }
+    }))
+}
+
+/// Whether any pressed button is a nudge's.
+pub fn is_nudge(a: &BlockActions) -> bool {
+    a.actions.iter().any(|x| {
+        x.action_id == ui::lifecycle::NUDGE_UPDATE_ACTION
+            || x.action_id == ui::lifecycle::NUDGE_SNOOZE_ACTION
+    })
+}
+
+/// A nudge's buttons: open the update form, or snooze.
+pub fn on_nudge_actions(app: &Arc<Runner>, a: BlockActions) -> Outcome {
+    let received = Instant::now();
+    let Some(action) = a.actions.into_iter().find(|x| {
+        x.action_id == ui::lifecycle::NUDGE_UPDATE_ACTION
+            || x.action_id == ui::lifecycle::NUDGE_SNOOZE_ACTION
+    }) else {
+        return Ok(Handled::default());
+    };
+    let Some(id) = action
+        .value
+        .as_deref()
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(crate::incident::IncidentId)
+    else {
+        tracing::warn!("nudge button without an incident id");
+        return Ok(Handled::default());
+    };
+    let app = app.clone();
+    let trigger = a.trigger_id;
+    let response_url = a.response_url.unwrap_or_default();
+    Ok(Handled::default().then(move || {
+        let r = app.clone();
+        app.spawn_tracked(async move {
+            let store = &r.ctx().store;
+            let inc = match store.incident(id).await {
+                Ok(Some(inc)) => inc,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "nudge button: store unavailable");
+                    return;
+                }
+            };
+            if action.action_id == ui::lifecycle::NUDGE_SNOOZE_ACTION {
+                if let Err(e) = crate::workflow::nudges::snooze(&r, id).await {
+                    tracing::error!(error = format!("{e:#}"), "could not snooze the nudges");
+                }
+                return;
+            }
+            let meta = UpdateFormMeta { incident: id }.encode();
+            open_modal(&r, trigger, response_url, received, move |ctx| {
+                ui::lifecycle::update_modal(&inc, &ctx.settings.incidents.severities, &meta)
+            })();
+        });
+    }))
 }

@@ -100,11 +100,13 @@ async fn dispatch(
             Inbound::ViewSubmission(v) => match v.view.callback_id.as_str() {
                 ui::DECLARE_CALLBACK => declare::on_submit(app, v).await,
                 ui::RESOLVE_CALLBACK => resolve::on_submit(app, v).await,
+                ui::lifecycle::UPDATE_CALLBACK => lifecycle::on_update_submit(app, v).await,
                 other => {
                     tracing::info!(callback_id = other, "unknown view submitted; closing it");
                     Ok(Handled::default())
                 }
             },
+            Inbound::BlockAction(a) if lifecycle::is_nudge(&a) => lifecycle::on_nudge_actions(app, a),
             Inbound::BlockAction(a) => retry::on_actions(app, a),
             Inbound::Event(e) => {
                 let first = events

@@ -517,6 +517,57 @@ impl Store {
         .await
     }
 
+    /// When the commander was last nudged and until when nudges are snoozed.
+    pub async fn nudge_state(
+        &self,
+        id: IncidentId,
+    ) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+        self.with(Lane::General, move |c| {
+            let row: Option<(Option<String>, Option<String>)> = c
+                .prepare_cached(
+                    "SELECT last_nudged_at, snoozed_until FROM incidents WHERE id = ?1",
+                )?
+                .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let (n, s) = row.unwrap_or_default();
+            Ok((
+                n.map(|t| parse_ts(&t)).transpose()?,
+                s.map(|t| parse_ts(&t)).transpose()?,
+            ))
+        })
+        .await
+    }
+
+    /// Record a nudge at `at`, once: false when another firing recorded one since `previous`.
+    /// Recorded before the message is sent, so a restart never sends it twice.
+    pub async fn record_nudge(
+        &self,
+        id: IncidentId,
+        previous: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.with(Lane::General, move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE incidents SET last_nudged_at = ?3 \
+                     WHERE id = ?1 AND last_nudged_at IS ?2",
+                )?
+                .execute(params![id.0, previous.map(ts), ts(at)])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// No nudges before `until` (the Snooze button).
+    pub async fn snooze_nudges(&self, id: IncidentId, until: DateTime<Utc>) -> Result<()> {
+        self.with(Lane::Intent, move |c| {
+            c.prepare_cached("UPDATE incidents SET snoozed_until = ?2 WHERE id = ?1")?
+                .execute(params![id.0, ts(until)])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Every open incident (declared and not resolving or resolved), oldest first.
     pub async fn open_incidents(&self) -> Result<Vec<Incident>> {
         self.with(Lane::Intent, |c| {
@@ -598,6 +649,9 @@ mod tests {
     async fn the_same_severity_changes_nothing() {
         let s = Store::in_memory().unwrap();
         let id = open(&s).await;
+        assert!(s.record_nudge(id, None, t(1)).await.unwrap());
+        assert!(!s.record_nudge(id, None, t(2)).await.unwrap(), "once");
+        assert_eq!(s.nudge_state(id).await.unwrap(), (Some(t(1)), None));
         let r = s
             .record_change(
                 new(id, ChangeRequest::Severity(Severity::from("sev1")), t(5)),

@@ -123,6 +123,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE incidents ADD COLUMN phase TEXT;
     ALTER TABLE incidents ADD COLUMN roles TEXT;
     ALTER TABLE incidents ADD COLUMN last_update_at TEXT;
+    ALTER TABLE incidents ADD COLUMN last_nudged_at TEXT;
+    ALTER TABLE incidents ADD COLUMN snoozed_until TEXT;
     ALTER TABLE timeline ADD COLUMN author TEXT;
     ALTER TABLE timeline ADD COLUMN kind TEXT;
     ALTER TABLE timeline ADD COLUMN source_key TEXT;

@@ -35,6 +35,13 @@ pub async fn run(runner: &Arc<Runner>, id: crate::incident::IncidentId, seq: u32
     let Some(channel) = inc.channel_id.clone() else {
         return Ok(());
     };
+    if matches!(
+        change.applied,
+        Applied::Status { .. } | Applied::Severity { .. }
+    ) {
+        // Each update resets the nudge clock; a severity change changes its interval.
+        super::nudges::schedule(runner, id).await?;
+    }
     let settings = &ctx.settings.incidents;
     let level_of = |s: &str| settings.severity(s);
     let key = |p: ChangePart| StepKey::Change(seq, p);

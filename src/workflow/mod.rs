@@ -15,6 +15,7 @@ pub mod capture;
 pub mod change;
 pub mod declare;
 pub mod integrations;
+pub mod nudges;
 pub mod resolve;
 pub mod runner;
 pub mod steps;

@@ -36,12 +36,15 @@ const BATCH: usize = 32;
 pub enum TimerKind {
     /// Resume a workflow if it still has work left.
     Resume(Workflow),
+    /// Nudge the commander if the incident still has no recent status update.
+    Nudge,
 }
 
 impl fmt::Display for TimerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TimerKind::Resume(w) => write!(f, "resume:{w}"),
+            TimerKind::Nudge => f.write_str("nudge"),
         }
     }
 }
@@ -50,6 +53,9 @@ impl FromStr for TimerKind {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<TimerKind> {
+        if s == "nudge" {
+            return Ok(TimerKind::Nudge);
+        }
         let w = match s.strip_prefix("resume:") {
             Some("declare") => Workflow::Declare,
             Some("resolve") => Workflow::Resolve,
@@ -141,6 +147,7 @@ async fn fire(runner: &Arc<Runner>, id: IncidentId, kind: TimerKind) -> Result<F
             runner.start(id, w);
             Ok(Fired::Started)
         }
+        TimerKind::Nudge => super::nudges::fire(runner, id).await,
     }
 }
 

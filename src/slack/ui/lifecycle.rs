@@ -13,6 +13,74 @@ use crate::incident::timeline::format_utc;
 use crate::incident::{human_duration, Incident, SeverityLevel, Status, UserId, MAX_TITLE_CHARS};
 use crate::store::{Applied, StoredEntry};
 
+/// The nudge's buttons and the update form's ids.
+pub const NUDGE_UPDATE_ACTION: &str = "incd_nudge_update";
+pub const NUDGE_SNOOZE_ACTION: &str = "incd_nudge_snooze";
+pub const UPDATE_CALLBACK: &str = "incd_update";
+pub const UPDATE_STATUS_BLOCK: &str = "update_status_block";
+pub const UPDATE_STATUS_ACTION: &str = "update_status";
+pub const UPDATE_SEVERITY_BLOCK: &str = "update_severity_block";
+pub const UPDATE_SEVERITY_ACTION: &str = "update_severity";
+pub const UPDATE_MESSAGE_BLOCK: &str = "update_message_block";
+pub const UPDATE_MESSAGE_ACTION: &str = "update_message";
+/// Longest status update message the form accepts.
+pub const MAX_UPDATE_CHARS: usize = 2000;
+
+/// The commander's reminder: no status update for a while; buttons to post one or snooze.
+pub fn nudge(inc: &Incident, since_update: chrono::Duration, snooze: &str) -> (String, Value) {
+    let channel = inc
+        .channel_id
+        .as_ref()
+        .map(|c| format!("<#{c}>"))
+        .unwrap_or_else(|| format!("#{}", inc.channel_name()));
+    let text = format!(
+        ":alarm_clock: No status update in {channel} for {}. Please post one (`/incident update <status> <message>` there, or the button).",
+        human_duration(since_update)
+    );
+    let value = inc.id.to_string();
+    let blocks = json!([
+        {"type": "section", "text": {"type": "mrkdwn", "text": clamp(&text, 3000)}},
+        {"type": "actions", "elements": [
+            {"type": "button", "action_id": NUDGE_UPDATE_ACTION, "style": "primary",
+             "text": {"type": "plain_text", "text": "Post an update"}, "value": value},
+            {"type": "button", "action_id": NUDGE_SNOOZE_ACTION,
+             "text": {"type": "plain_text", "text": format!("Snooze {snooze}")}, "value": value}
+        ]}
+    ]);
+    (text, blocks)
+}
+
+/// The update form: status, severity and a message, prefilled with the current values.
+pub fn update_modal(inc: &Incident, levels: &[SeverityLevel], private_metadata: &str) -> Value {
+    let status_option = |s: UpdateStatus| json!({"text": {"type": "plain_text", "text": s.label()}, "value": s.as_str()});
+    let level_option = |l: &SeverityLevel| json!({"text": {"type": "plain_text", "text": clamp(&format!("{} · {}", l.label, l.description), 75)}, "value": l.id});
+    let mut severity = json!({"type": "static_select", "action_id": UPDATE_SEVERITY_ACTION,
+        "options": levels.iter().map(level_option).collect::<Vec<_>>()});
+    if let Some(l) = levels.iter().find(|l| l.id == inc.severity.as_str()) {
+        severity["initial_option"] = level_option(l);
+    }
+    json!({
+        "type": "modal",
+        "callback_id": UPDATE_CALLBACK,
+        "private_metadata": private_metadata,
+        "title": {"type": "plain_text", "text": "Status update"},
+        "submit": {"type": "plain_text", "text": "Post update"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {"type": "input", "block_id": UPDATE_STATUS_BLOCK, "label": {"type": "plain_text", "text": "Status"},
+             "element": {"type": "static_select", "action_id": UPDATE_STATUS_ACTION,
+                         "options": UpdateStatus::ALL.into_iter().map(status_option).collect::<Vec<_>>(),
+                         "initial_option": status_option(inc.phase)}},
+            {"type": "input", "block_id": UPDATE_SEVERITY_BLOCK, "label": {"type": "plain_text", "text": "Severity"},
+             "element": severity},
+            {"type": "input", "block_id": UPDATE_MESSAGE_BLOCK, "label": {"type": "plain_text", "text": "What changed?"},
+             "element": {"type": "plain_text_input", "action_id": UPDATE_MESSAGE_ACTION, "multiline": true,
+                         "max_length": MAX_UPDATE_CHARS}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("Incident `{}`", inc.name)}]}
+        ]
+    })
+}
+
 /// A captured message's text until it has been read.
 pub const CAPTURE_PENDING: &str = "(marked message; its text is being read)";
 
@@ -338,6 +406,8 @@ mod tests {
                 "reply": change_reply(&status, &none),
                 "dm": role_dm(&inc, Role::Ops, &Role::Ops.default_guide(), false),
                 "note": note_added(),
+                "nudge": nudge(&inc, chrono::Duration::minutes(31), "30m"),
+                "update_modal": update_modal(&inc, &crate::config::Settings::for_tests().incidents.severities, "{\"i\":7}"),
             })
         );
     }
