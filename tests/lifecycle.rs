@@ -42,7 +42,16 @@ async fn declared(w: &World, title: &str, severity: &str) -> Channel {
             .all(|b| !w.slack.top_level_messages(b).is_empty())
     })
     .await;
-    ch
+    // Declared (open) once every declare step is done: `help` shows its state.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, ack) = command(w, DEFAULT_USER, &ch.id, "help").await;
+        if ephemeral_text(&ack).contains("· Investigating ·") {
+            return ch;
+        }
+        assert!(std::time::Instant::now() < deadline, "never declared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn summary_text(w: &World, ch: &Channel) -> String {
@@ -622,5 +631,31 @@ async fn the_commander_is_nudged_once_per_interval_not_twice_across_a_restart_an
     assert_eq!(nudges(&w, DEFAULT_USER).len(), count, "none after resolve");
     assert!(incd.running());
     incd.terminate(Duration::from_secs(10));
+    w.slack.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_the_home_tab_publishes_the_open_incidents_most_severe_first() {
+    let mut w = World::new().await;
+    let _incd = w.start(1).await;
+    let minor = declared(&w, "Slow thumbnails", "sev3").await;
+    let major = declared(&w, "Checkout down", "sev1").await;
+    event(
+        &w,
+        serde_json::json!({"type": "app_home_opened", "user": BOB, "channel": "D0BOB",
+                           "tab": "home", "event_ts": "1700000004.000100"}),
+    )
+    .await;
+    w.until("home published", || w.slack.home_view(BOB).is_some())
+        .await;
+    let home = w.slack.home_view(BOB).unwrap();
+    let blocks = home["blocks"].as_array().unwrap();
+    assert!(blocks.len() <= 100);
+    let text = home.to_string();
+    assert!(text.contains("Declare an incident"), "{text}");
+    let a = text.find(&format!("<#{}>", major.id)).expect("sev1 listed");
+    let b = text.find(&format!("<#{}>", minor.id)).expect("sev3 listed");
+    assert!(a < b, "most severe first");
+    assert!(text.contains("Investigating") && text.contains(&format!("<@{DEFAULT_USER}>")));
     w.slack.assert_no_violations();
 }

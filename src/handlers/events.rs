@@ -50,6 +50,17 @@ pub fn on_event(app: &Arc<Runner>, e: EventCallback, first_time: bool) -> Outcom
             Some(m) => Mark::removed(p.channel_id, m.ts, "pin".into(), p.user),
             None => return Ok(Handled::default()),
         },
+        Event::AppHomeOpened(h) if h.tab == "home" => {
+            let app = app.clone();
+            return Ok(Handled::default().then(move || {
+                let r = app.clone();
+                app.spawn_tracked(async move {
+                    if let Err(e) = crate::workflow::home::publish(&r, &h.user).await {
+                        tracing::warn!(error = format!("{e:#}"), "could not publish the Home tab");
+                    }
+                });
+            }));
+        }
         other => {
             tracing::debug!(event_id = %e.event_id, event = other.kind(), "event ignored");
             return Ok(Handled::default());

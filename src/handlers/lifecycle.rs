@@ -343,3 +343,34 @@ pub fn on_nudge_actions(app: &Arc<Runner>, a: BlockActions) -> Outcome {
         });
     }))
 }
+
+/// Whether the Home tab's Declare button was pressed.
+pub fn is_home_declare(a: &BlockActions) -> bool {
+    a.actions
+        .iter()
+        .any(|x| x.action_id == ui::lifecycle::HOME_DECLARE_ACTION)
+}
+
+/// The Home tab's Declare button: the declare form (the reply then goes by DM).
+pub fn on_home_declare(app: &Arc<Runner>, a: BlockActions) -> Outcome {
+    let meta = crate::slack::meta::DeclareFormMeta {
+        origin: None,
+        response_url: None,
+    }
+    .encode();
+    let work = open_modal(
+        app,
+        a.trigger_id,
+        a.response_url.unwrap_or_default(),
+        Instant::now(),
+        move |ctx| {
+            ui::declare_modal(
+                "",
+                &ctx.settings.incidents.severities,
+                &ctx.settings.incidents.default_severity,
+                &meta,
+            )
+        },
+    );
+    Ok(Handled::default().then(work))
+}

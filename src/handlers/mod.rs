@@ -107,6 +107,9 @@ async fn dispatch(
                 }
             },
             Inbound::BlockAction(a) if lifecycle::is_nudge(&a) => lifecycle::on_nudge_actions(app, a),
+            Inbound::BlockAction(a) if lifecycle::is_home_declare(&a) => {
+                lifecycle::on_home_declare(app, a)
+            }
             Inbound::BlockAction(a) => retry::on_actions(app, a),
             Inbound::Event(e) => {
                 let first = events

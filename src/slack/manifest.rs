@@ -14,6 +14,7 @@ pub const RESOLVE_COMMAND: &str = "/resolve-incident";
 pub const METHODS: &[(&str, Option<&str>)] = &[
     ("auth.test", None),
     ("views.open", None),
+    ("views.publish", None),
     ("conversations.create", Some("channels:manage")),
     ("conversations.invite", Some("channels:manage")),
     ("conversations.setTopic", Some("channels:manage")),

@@ -16,6 +16,7 @@ use crate::incident::ids::{ChannelId, MessageTs, UserId};
 pub enum Method {
     AuthTest,
     ViewsOpen,
+    ViewsPublish,
     ConversationsCreate,
     ConversationsInvite,
     ConversationsSetTopic,
@@ -38,6 +39,7 @@ impl Method {
     pub const ALL: &'static [Method] = &[
         Method::AuthTest,
         Method::ViewsOpen,
+        Method::ViewsPublish,
         Method::ConversationsCreate,
         Method::ConversationsInvite,
         Method::ConversationsSetTopic,
@@ -60,6 +62,7 @@ impl Method {
         match self {
             Method::AuthTest => "auth.test",
             Method::ViewsOpen => "views.open",
+            Method::ViewsPublish => "views.publish",
             Method::ConversationsCreate => "conversations.create",
             Method::ConversationsInvite => "conversations.invite",
             Method::ConversationsSetTopic => "conversations.setTopic",
@@ -373,6 +376,13 @@ impl SlackApi {
             .to_string())
     }
 
+    /// `views.publish`: a person's Home tab.
+    pub async fn publish_home(&self, user: &UserId, view: Value) -> Result<(), SlackError> {
+        self.json(Method::ViewsPublish, json!({"user_id": user, "view": view}))
+            .await
+            .map(|_| ())
+    }
+
     /// `chat.postEphemeral`: text only `user` sees in `channel` (they must be a member).
     pub async fn post_ephemeral(
         &self,
@@ -479,6 +489,7 @@ mod tests {
             let listed = match m {
                 Method::AuthTest
                 | Method::ViewsOpen
+                | Method::ViewsPublish
                 | Method::ConversationsCreate
                 | Method::ConversationsInvite
                 | Method::ConversationsSetTopic
@@ -497,7 +508,7 @@ mod tests {
             };
             assert!(listed);
         }
-        assert_eq!(Method::ALL.len(), 17);
+        assert_eq!(Method::ALL.len(), 18);
         assert_eq!(Method::ChatPostMessage.name(), "chat.postMessage");
     }
 }

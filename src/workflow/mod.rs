@@ -14,6 +14,7 @@
 pub mod capture;
 pub mod change;
 pub mod declare;
+pub mod home;
 pub mod integrations;
 pub mod nudges;
 pub mod resolve;

@@ -81,6 +81,62 @@ pub fn update_modal(inc: &Incident, levels: &[SeverityLevel], private_metadata: 
     })
 }
 
+/// The Declare button on the Home tab.
+pub const HOME_DECLARE_ACTION: &str = "incd_home_declare";
+/// Slack's limit of blocks in a Home tab view.
+pub const HOME_MAX_BLOCKS: usize = 100;
+
+/// The Home tab: a Declare button and the open incidents, most severe first then oldest first,
+/// within Slack's 100 blocks ("and N more").
+pub fn home(
+    open: &[Incident],
+    now: DateTime<Utc>,
+    level_rank: &dyn Fn(&str) -> usize,
+    level_of: LevelOf<'_>,
+) -> Value {
+    let mut sorted: Vec<&Incident> = open.iter().collect();
+    sorted.sort_by_key(|i| (level_rank(i.severity.as_str()), i.declared_at, i.id));
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": "Incidents"}}),
+        json!({"type": "actions", "elements": [{"type": "button", "action_id": HOME_DECLARE_ACTION, "style": "danger",
+            "text": {"type": "plain_text", "text": "Declare an incident"}, "value": "declare"}]}),
+        json!({"type": "divider"}),
+    ];
+    if sorted.is_empty() {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": "No open incidents. :tada:"}}));
+    }
+    // One block per incident; the last block is kept for "and N more".
+    let room = HOME_MAX_BLOCKS - blocks.len() - 1;
+    let shown = sorted.len().min(room);
+    for inc in &sorted[..shown] {
+        let channel = inc
+            .channel_id
+            .as_ref()
+            .map(|c| format!("<#{c}>"))
+            .unwrap_or_else(|| format!("#{}", inc.channel_name()));
+        let last = inc
+            .last_update_at
+            .map(|t| format!("{} ago", human_duration(now - t)))
+            .unwrap_or_else(|| "none yet".into());
+        let text = format!(
+            "*{}* · {channel} · {}\n{} · commander {} · {} old · last update {last}",
+            sev(level_of, inc.severity.as_str()),
+            escape_and_clamp(&one_line(&inc.title), MAX_TITLE_CHARS),
+            status_word(inc),
+            person(inc.roles.holder(Role::Commander)),
+            human_duration(now - inc.declared_at),
+        );
+        blocks.push(
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": clamp(&text, 3000)}}),
+        );
+    }
+    if sorted.len() > shown {
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
+            "text": format!("and {} more. Use `/incident list` to see them all.", sorted.len() - shown)}]}));
+    }
+    json!({"type": "home", "blocks": blocks})
+}
+
 /// A captured message's text until it has been read.
 pub const CAPTURE_PENDING: &str = "(marked message; its text is being read)";
 
@@ -410,6 +466,30 @@ mod tests {
                 "update_modal": update_modal(&inc, &crate::config::Settings::for_tests().incidents.severities, "{\"i\":7}"),
             })
         );
+    }
+
+    #[test]
+    fn the_home_tab_stays_within_100_blocks_most_severe_first() {
+        let mut many = Vec::new();
+        for i in 0..130 {
+            let mut inc = incident();
+            inc.id = crate::incident::IncidentId(i);
+            inc.severity = if i == 129 { "sev1" } else { "sev3" }.into();
+            inc.declared_at += chrono::Duration::minutes(i);
+            many.push(inc);
+        }
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 14, 5, 0).unwrap();
+        let rank = |s: &str| if s == "sev1" { 0 } else { 2 };
+        let v = home(&many, now, &rank, &none);
+        let blocks = v["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), HOME_MAX_BLOCKS);
+        assert!(blocks[3].to_string().contains("SEV1"), "most severe first");
+        assert!(
+            blocks[99].to_string().contains("and 34 more"),
+            "{}",
+            blocks[99]
+        );
+        insta::assert_json_snapshot!("home", home(&many[..1], now, &rank, &none));
     }
 
     #[test]

@@ -669,6 +669,16 @@ impl FakeSlack {
         self.messages(channel_id).into_iter().find(|m| m.ts == ts)
     }
 
+    /// The Home tab last published for `user_id` (`views.publish`).
+    pub fn home_view(&self, user_id: &str) -> Option<Value> {
+        self.lock()
+            .home_views
+            .iter()
+            .rev()
+            .find(|(u, _)| u == user_id)
+            .map(|(_, v)| v.clone())
+    }
+
     /// Ephemeral messages in a channel.
     pub fn ephemerals(&self, channel_id: &str) -> Vec<Ephemeral> {
         self.channel(channel_id)

@@ -1555,3 +1555,53 @@ async fn replies_are_limited_to_one_call_a_minute_for_non_marketplace_apps() {
     assert_eq!(r.status, 429);
     assert!(r.headers.get("retry-after").is_some());
 }
+
+#[tokio::test]
+async fn views_publish_takes_a_home_view_of_at_most_100_blocks_for_a_known_user() {
+    let slack = FakeSlack::start().await;
+    let section = json!({"type": "section", "text": {"type": "mrkdwn", "text": "x"}});
+    let home = |n: usize| json!({"type": "home", "blocks": vec![section.clone(); n]});
+    let r = api(
+        &slack,
+        "views.publish",
+        json!({"user_id": DEFAULT_USER, "view": home(100)}),
+    )
+    .await;
+    assert!(r.ok(), "{}", r.body);
+    assert_eq!(
+        slack.home_view(DEFAULT_USER).unwrap()["blocks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        100
+    );
+    assert_eq!(
+        api_err(
+            &slack,
+            "views.publish",
+            json!({"user_id": DEFAULT_USER, "view": home(101)})
+        )
+        .await,
+        "invalid_arguments"
+    );
+    let mut modal = home(1);
+    modal["type"] = json!("modal");
+    assert_eq!(
+        api_err(
+            &slack,
+            "views.publish",
+            json!({"user_id": DEFAULT_USER, "view": modal})
+        )
+        .await,
+        "invalid_arguments"
+    );
+    assert_eq!(
+        api_err(
+            &slack,
+            "views.publish",
+            json!({"user_id": "U0NOBODY", "view": home(1)})
+        )
+        .await,
+        "user_not_found"
+    );
+}

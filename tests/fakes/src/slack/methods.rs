@@ -438,6 +438,7 @@ pub(crate) fn dispatch(st: &mut State, method: &str, a: &Args, now: Instant) -> 
         "views.open" => views_open_or_push(st, a, now, false),
         "views.push" => views_open_or_push(st, a, now, true),
         "views.update" => views_update(st, a),
+        "views.publish" => views_publish(st, a),
         other => Err(e("unknown_method").with("req_method", json!(other))),
     }
 }
@@ -1364,6 +1365,36 @@ fn views_open_or_push(st: &mut State, a: &Args, now: Instant, push: bool) -> Rep
     let j = v.json.clone();
     st.views.push(v);
     st.stacks.push(vec![id]);
+    Ok(json!({ "view": j }))
+}
+
+fn views_publish(st: &mut State, a: &Args) -> Reply {
+    let user = a
+        .nonempty("user_id")?
+        .ok_or_else(|| ApiError::missing("user_id"))?
+        .to_string();
+    if st.user(&user).is_none_or(|u| u.deleted) {
+        return Err(e("user_not_found"));
+    }
+    let v = match a.raw("view") {
+        None => return Err(ApiError::missing("view")),
+        Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|_| {
+            ApiError::invalid_args("[ERROR] failed to parse view JSON [json-pointer:/view]")
+        })?,
+        Some(v) => v.clone(),
+    };
+    if serde_json::to_string(&v).map(|s| s.len()).unwrap_or(0) > MAX_VIEW_BYTES {
+        return Err(e("view_too_large"));
+    }
+    let errs = blocks::check_home(&v, "/view");
+    if !errs.is_empty() {
+        return Err(ApiError::messages("invalid_arguments", errs));
+    }
+    let id = format!("V{}", st.short_id());
+    let mut j = v.clone();
+    j["id"] = json!(id);
+    j["team_id"] = json!(TEAM_ID);
+    st.home_views.push((user, v));
     Ok(json!({ "view": j }))
 }
 

@@ -165,6 +165,13 @@ pub(crate) static METHODS: &[MethodSpec] = &[
         get_ok: true,
     },
     MethodSpec {
+        name: "views.publish",
+        token: TokenReq::Bot,
+        scopes: &[],
+        limit: T4,
+        get_ok: false,
+    },
+    MethodSpec {
         name: "chat.getPermalink",
         token: TokenReq::Bot,
         scopes: &[],
