@@ -960,4 +960,40 @@ mod tests {
         let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config"));
         build(file, &env(&minimal()), &dir).unwrap();
     }
+
+    #[test]
+    fn nudge_intervals_come_from_the_file_and_incd_nudge_after_overrides_them() {
+        use crate::incident::nudge::Interval;
+        use std::time::Duration as D;
+        let file: FileConfig =
+            toml::from_str("[nudges]\nsev2 = \"5m\"\n[timeline]\nemoji = \":round_pushpin:\"\n")
+                .unwrap();
+        let s = build(file, &env(&minimal()), Path::new("")).unwrap();
+        assert_eq!(
+            s.nudges.interval("sev1"),
+            Interval::Every(D::from_secs(900))
+        );
+        assert_eq!(
+            s.nudges.interval("sev2"),
+            Interval::Every(D::from_secs(300))
+        );
+        assert_eq!(s.nudges.interval("sev4"), Interval::Off);
+        assert_eq!(s.timeline_emoji, "round_pushpin");
+
+        let mut e = minimal();
+        e.push(("INCD_NUDGE_AFTER", "2s"));
+        let s = build(FileConfig::default(), &env(&e), Path::new("")).unwrap();
+        assert_eq!(s.nudges.interval("sev4"), Interval::Every(D::from_secs(2)));
+        let mut e = minimal();
+        e.push(("INCD_NUDGE_AFTER", "off"));
+        let s = build(FileConfig::default(), &env(&e), Path::new("")).unwrap();
+        assert_eq!(s.nudges.interval("sev1"), Interval::Off);
+
+        let mut e = minimal();
+        e.push(("INCD_NUDGE_AFTER", "soon"));
+        let err = build(FileConfig::default(), &env(&e), Path::new("")).unwrap_err();
+        assert!(err.to_string().contains("INCD_NUDGE_AFTER"), "{err}");
+        let file: FileConfig = toml::from_str("[nudges]\nsev9 = \"5m\"\n").unwrap();
+        assert!(build(file, &env(&minimal()), Path::new("")).is_err());
+    }
 }
