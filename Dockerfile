@@ -1,7 +1,7 @@
 # Multi-stage build: compile in the Rust image, run from a slim Debian with CA certificates.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY tests/fakes/Cargo.toml tests/fakes/Cargo.toml
 COPY src src
 COPY tests tests

@@ -36,6 +36,18 @@ fn build_ctx(settings: Settings) -> Result<Ctx> {
         settings.slack.app_token.clone(),
         metrics.clone(),
     );
+    if let Some(scale) = std::env::var("INCD_SLACK_RATE_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        slack = slack.with_rate_scale(scale);
+    }
+    if let Some(burst) = std::env::var("INCD_SLACK_POST_BURST")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        slack = slack.with_post_burst(burst);
+    }
     if let Some(spacing) = env_ms("INCD_SLACK_POST_SPACING_MS") {
         slack = slack.with_post_spacing(spacing);
     }

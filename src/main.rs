@@ -59,6 +59,7 @@ fn load(cli: &Cli) -> Result<Settings, ExitCode> {
 }
 
 fn main() -> ExitCode {
+    memory::limit_arenas();
     let cli = Cli::parse();
     let command = cli.command.as_ref().unwrap_or(&Command::Run);
     if let Command::Manifest = command {
@@ -101,6 +102,7 @@ fn main() -> ExitCode {
             }
         }),
         Command::Run => runtime.block_on(async {
+            tokio::spawn(memory::give_back_periodically());
             let (tx, rx) = watch::channel(false);
             tokio::spawn(async move {
                 wait_for_signal().await;
@@ -137,5 +139,45 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Keeping an idle incd small (docs/benchmarks.md, "Memory").
+///
+/// glibc's malloc gives each thread that allocates an arena of its own and keeps memory freed
+/// inside an arena resident until the arena's top is free. Start-up frees a good deal (parsing
+/// the TLS root certificates, migrations, the first connections), and so does every burst of
+/// incidents; an idle process would keep all of it.
+mod memory {
+    use std::time::Duration;
+
+    /// How often freed memory is handed back to the kernel. `malloc_trim` walks the arenas
+    /// (well under a millisecond for incd's) and releases whole free pages.
+    const TRIM_EVERY: Duration = Duration::from_secs(30);
+    /// The first trim, once start-up is done.
+    const FIRST_TRIM: Duration = Duration::from_secs(1);
+
+    /// Two arenas are plenty for two async workers and the checkpoint thread.
+    pub fn limit_arenas() {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only changes malloc's parameters; called first thing in main,
+        // before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+
+    /// Give freed memory back after start-up, then every [`TRIM_EVERY`].
+    pub async fn give_back_periodically() {
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + FIRST_TRIM, TRIM_EVERY);
+        loop {
+            tick.tick().await;
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim is thread-safe (it takes each arena's lock).
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
     }
 }

@@ -136,3 +136,64 @@ async fn a_repeated_envelope_id_is_acked_but_handled_once() {
         "handled once"
     );
 }
+
+/// The transport started without waiting for a connection.
+async fn start_unconnected(slack: &FakeSlack) -> tokio::sync::watch::Sender<bool> {
+    let metrics = Arc::new(Metrics::new());
+    let api = Arc::new(SlackApi::new(
+        incd::net::http_client().unwrap(),
+        &slack.api_url(),
+        Secret::new(slack.bot_token()),
+        Secret::new(slack.app_token()),
+        metrics.clone(),
+    ));
+    let sm = Arc::new(SocketMode::new(
+        api,
+        Arc::new(Misbehaving),
+        metrics,
+        1,
+        KeepAlive::default(),
+    ));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(sm.run(rx));
+    tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_connection_open_is_retried_only_after_its_retry_after() {
+    use incd_fakes::slack::Fault;
+    let slack = FakeSlack::start().await;
+    // First connect: 429 with Retry-After 2 s (the exponential backoff alone would retry at ~0.5 s).
+    slack.inject_connections_open_fault(Fault::RateLimited {
+        retry_after_secs: 2,
+    });
+    let _stop = start_unconnected(&slack).await;
+    slack
+        .wait_for_connections(1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let opens = slack.calls_to("apps.connections.open");
+    assert_eq!(opens.len(), 2, "one 429, then one success: {opens:?}");
+    assert!(
+        opens[1].at.duration_since(opens[0].at) >= Duration::from_secs(2),
+        "retried {:?} after a 2 s Retry-After",
+        opens[1].at.duration_since(opens[0].at)
+    );
+    // A refresh whose replacement open is rate limited: the replacement waits too.
+    slack.inject_connections_open_fault(Fault::RateLimited {
+        retry_after_secs: 2,
+    });
+    let before = slack.connection_opens().len();
+    slack.disconnect_all("refresh_requested");
+    slack
+        .wait_for(Duration::from_secs(10), "a replacement connection", |s| {
+            (s.connection_opens().len() > before).then_some(())
+        })
+        .await
+        .unwrap();
+    assert!(
+        slack.early_retries().is_empty(),
+        "apps.connections.open came back inside a Retry-After window: {:?}",
+        slack.early_retries()
+    );
+}

@@ -210,6 +210,76 @@ pub fn proc_status_bytes(pid: u32, key: &str) -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
+/// Where a process's resident set is, from `/proc/<pid>/smaps`: the binary's own pages, the
+/// brk heap, anonymous mappings (malloc arenas of other threads, thread stacks), shared
+/// libraries; plus the thread count.
+pub fn rss_breakdown(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let exe = exe.to_string_lossy().to_string();
+    let mut by: Vec<(&'static str, u64, u64)> = Vec::new();
+    let mut current = "other";
+    let mut anon_regions = 0u64;
+    for line in text.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            let path = line.split_whitespace().nth(5).unwrap_or("");
+            let perms = line.split_whitespace().nth(1).unwrap_or("");
+            current = if path == exe.as_str() || path.ends_with("/incd") {
+                match perms {
+                    "r-xp" => "binary code",
+                    "r--p" => "binary read-only data",
+                    _ => "binary writable data",
+                }
+            } else if path == "[heap]" {
+                "brk heap (main-thread malloc)"
+            } else if path == "[stack]" {
+                "main stack"
+            } else if path.is_empty() {
+                anon_regions += 1;
+                "anonymous (thread arenas, thread stacks)"
+            } else if path.starts_with('/') {
+                "shared libraries"
+            } else {
+                "other"
+            };
+        } else if let Some(v) = line.strip_prefix("Rss:") {
+            let kb: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            match by.iter_mut().find(|(c, _, _)| *c == current) {
+                Some(e) => {
+                    e.1 += kb;
+                    e.2 += 1;
+                }
+                None => by.push((current, kb, 1)),
+            }
+        }
+    }
+    by.sort_by_key(|e| std::cmp::Reverse(e.1));
+    let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().to_string()))
+        .unwrap_or_default();
+    let parts: Vec<String> = by
+        .iter()
+        .filter(|(_, kb, _)| *kb > 0)
+        .map(|(c, kb, n)| format!("{c} {} kB ({n} mappings)", kb))
+        .collect();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+            .unwrap_or_default()
+    };
+    Some(format!(
+        "{}; {threads} threads, {anon_regions} anonymous mappings; RssAnon {}, RssFile {}",
+        parts.join(" · "),
+        field("RssAnon:"),
+        field("RssFile:")
+    ))
+}
+
 /// `text` plus the serialised blocks of a message (what a person sees).
 pub fn text_of(m: &Message) -> String {
     match &m.blocks {

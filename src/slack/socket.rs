@@ -146,6 +146,9 @@ pub struct SocketMode {
     connections: usize,
     keepalive: KeepAlive,
     seen: Arc<Mutex<Seen>>,
+    /// No slot calls `apps.connections.open` before this: the end of the last `Retry-After`
+    /// Slack gave for it (the limit is per app, so it holds for every slot).
+    open_not_before: Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
@@ -203,6 +206,7 @@ impl SocketMode {
             connections: connections.max(1),
             keepalive,
             seen: Arc::new(Mutex::new(Seen::default())),
+            open_not_before: Mutex::new(None),
         }
     }
 
@@ -328,12 +332,34 @@ impl SocketMode {
     /// `apps.connections.open`, then the websocket handshake, then `hello`, within
     /// [`KeepAlive::connect_timeout`].
     async fn connect(&self, slot: usize) -> Result<Ws, ConnectError> {
+        // Never inside a Retry-After window, whichever path (backoff, replacement after a
+        // `disconnect`, another slot) brought us here.
+        let not_before = *self
+            .open_not_before
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = not_before {
+            tokio::time::sleep_until(at).await;
+        }
         let fut = async {
-            let url = self
-                .api
-                .open_connection()
-                .await
-                .map_err(ConnectError::Open)?;
+            let url = self.api.open_connection().await.map_err(|e| {
+                if let Some(wait) = e.retry_after() {
+                    tracing::warn!(
+                        slot,
+                        retry_after_ms = wait.as_millis() as u64,
+                        "apps.connections.open rate limited; waiting out Retry-After"
+                    );
+                    let until = Instant::now() + wait;
+                    let mut gate = self
+                        .open_not_before
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    if gate.is_none_or(|g| g < until) {
+                        *gate = Some(until);
+                    }
+                }
+                ConnectError::Open(e)
+            })?;
             // disable_nagle: an ack must leave at once, not wait for the next outgoing frame.
             let (mut ws, _) =
                 tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
@@ -598,8 +624,20 @@ enum ConnectError {
     Timeout,
 }
 
-/// Exponential backoff with jitter and a cap; longer for `link_disabled`.
+/// Exponential backoff with jitter and a cap; longer for `link_disabled`; never shorter than
+/// the `Retry-After` of a rate-limited `apps.connections.open`.
 fn backoff_for(e: &ConnectError, failures: u32) -> Duration {
+    let exp = exponential_backoff(e, failures);
+    match e {
+        ConnectError::Open(se) => match se.retry_after() {
+            Some(wait) => exp.max(jitter(wait)),
+            None => exp,
+        },
+        _ => exp,
+    }
+}
+
+fn exponential_backoff(e: &ConnectError, failures: u32) -> Duration {
     let link_disabled = match e {
         ConnectError::Open(se) => se.is_code("link_disabled"),
         ConnectError::Refused(r) => r == "link_disabled",

@@ -1,3 +1,4 @@
+pub mod chaos;
 pub mod notion;
 pub mod pagerduty;
 pub mod slack;

@@ -817,6 +817,8 @@ impl FakeNotion {
         let s = self.inner.lock();
         s.dbs.contains_key(&id).then(|| s.database_json(&id))
     }
+    /// Which fault mix [`crate::chaos::Chaos`] draws from for this fake.
+    const CHAOS_SERVICE: crate::chaos::Service = crate::chaos::Service::Notion;
     crate::pagerduty::faults::fault_controls!();
     /// Notion's average rate limit ([`RATE_LIMIT`]) on or off.
     pub fn set_rate_limit(&self, on: bool) {

@@ -13,7 +13,9 @@
 //!   (REST), [`FakePagerDuty::rejected`] (every refusal with its reason), [`FakePagerDuty::calls`]
 //!   (every request with time and status).
 //! - Faults: [`FakePagerDuty::set_latency`], [`FakePagerDuty::push_fault`] (FIFO of [`Fault`],
-//!   one consumed per request: status, 429 with `Retry-After`, hang, delay, lose the response),
+//!   one consumed per request: status, 429 with `Retry-After`, hang, delay, lose the response,
+//!   reset, performed-then-reset, performed-then-5xx), [`FakePagerDuty::set_chaos`] (a seeded
+//!   random schedule, [`crate::chaos`]),
 //!   [`FakePagerDuty::set_down`] (every request 503), [`FakePagerDuty::clear_faults`],
 //!   [`FakePagerDuty::early_retries`] (requests that came back before a `Retry-After` this fake
 //!   gave had elapsed).
@@ -246,6 +248,8 @@ impl FakePagerDuty {
     pub fn incidents(&self) -> Vec<Incident> {
         self.inner.lock().incidents.clone()
     }
+    /// Which fault mix [`crate::chaos::Chaos`] draws from for this fake.
+    const CHAOS_SERVICE: crate::chaos::Service = crate::chaos::Service::PagerDuty;
     crate::pagerduty::faults::fault_controls!();
 }
 

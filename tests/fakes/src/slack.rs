@@ -66,7 +66,8 @@
 //!   Calls arriving before a Retry-After elapsed are recorded as [`EarlyRetry`] (also for
 //!   injected 429s, and even when limits are off).
 //! * Faults: [`FakeSlack::inject_fault`] (per method FIFO of [`Fault`]), [`FakeSlack::set_latency`]
-//!   (every Web API call).
+//!   (every Web API call), [`FakeSlack::set_chaos`] (a seeded random schedule, [`crate::chaos`],
+//!   for calls no scripted fault answers; its 429s count early retries like any other).
 //!
 //! # Call log
 //! [`FakeSlack::calls`], [`FakeSlack::calls_to`], [`FakeSlack::wait_for_calls`],
@@ -108,6 +109,7 @@ mod http;
 mod methods;
 mod model;
 mod ratelimit;
+pub use ratelimit::DEFAULT_POST_BURST;
 mod socket;
 mod spec;
 mod state;
@@ -477,6 +479,12 @@ impl FakeSlack {
         self.inject_fault("apps.connections.open", fault);
     }
 
+    /// Draw random faults from `chaos` for every Web API call no scripted fault answers
+    /// (`None` stops). See [`crate::chaos`].
+    pub fn set_chaos(&self, chaos: Option<Arc<crate::chaos::Chaos>>) {
+        self.lock().chaos = chaos;
+    }
+
     /// Faults still queued for `method`.
     pub fn pending_faults(&self, method: &str) -> usize {
         self.lock().faults.get(method).map_or(0, |q| q.len())
@@ -496,9 +504,6 @@ impl FakeSlack {
     pub fn enforce_rate_limits(&self, time_scale: f64) {
         let mut st = self.lock();
         st.rate.scale = Some(time_scale.max(0.001));
-        if st.rate.post_message_burst == 0 {
-            st.rate.post_message_burst = 1;
-        }
     }
 
     /// Stop enforcing rate limits (early retries are still recorded).
@@ -506,7 +511,8 @@ impl FakeSlack {
         self.lock().rate.scale = None;
     }
 
-    /// chat.postMessage calls allowed per channel per (scaled) second (default 1).
+    /// chat.postMessage burst per channel (default [`DEFAULT_POST_BURST`]), refilled
+    /// one per (scaled) second.
     pub fn set_post_message_burst(&self, n: u32) {
         self.lock().rate.post_message_burst = n.max(1);
     }

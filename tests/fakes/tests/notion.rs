@@ -553,3 +553,74 @@ async fn faults_down_and_hang() {
     let statuses: Vec<u16> = api.fake.calls().iter().map(|c| c.status).collect();
     assert_eq!(statuses, [502, 429, 503, 0]);
 }
+
+// ---- chaos faults --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn notion_transient_codes_and_lost_responses_are_shaped_like_notion() {
+    let api = Api::start().await;
+    let db = api.fake.add_database("Name", Schema::incident_default());
+    for (status, code) in [
+        (409, "conflict_error"),
+        (503, "service_unavailable"),
+        (500, "internal_server_error"),
+    ] {
+        api.fake.push_fault(Fault::Status(status));
+        let (s, body) = api.create(page_in(&db, "x")).await;
+        assert_error(s, &body, status, code);
+    }
+    assert!(api.fake.pages().is_empty(), "no fault above creates a page");
+    // Performed, then a 500: the page exists although the client got an error.
+    api.fake.push_fault(Fault::ApplyThenStatus(500));
+    let (s, body) = api.create(page_in(&db, "lost-500")).await;
+    assert_error(s, &body, 500, "internal_server_error");
+    assert_eq!(api.fake.pages().len(), 1);
+    // Performed, then the connection drops.
+    api.fake.push_fault(Fault::ApplyThenReset);
+    let r = api
+        .http
+        .post(format!("{}/v1/pages", api.fake.url()))
+        .bearer_auth(api.fake.token())
+        .header("Notion-Version", "2022-06-28")
+        .json(&page_in(&db, "lost-reset"))
+        .send()
+        .await;
+    let usable = match r {
+        Ok(r) => r.bytes().await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!usable, "the client never gets the answer");
+    assert_eq!(api.fake.pages().len(), 2);
+    // Reset: nothing happens.
+    api.fake.push_fault(Fault::Reset);
+    let r = api
+        .http
+        .post(format!("{}/v1/pages", api.fake.url()))
+        .bearer_auth(api.fake.token())
+        .header("Notion-Version", "2022-06-28")
+        .json(&page_in(&db, "reset"))
+        .send()
+        .await;
+    assert!(r.is_err() || r.unwrap().bytes().await.is_err());
+    assert_eq!(api.fake.pages().len(), 2);
+}
+
+#[tokio::test]
+async fn a_chaos_schedule_rate_limits_notion_like_notion() {
+    use incd_fakes::chaos::{Chaos, ChaosConfig, FaultClass};
+    let api = Api::start().await;
+    let db = api.fake.add_database("Name", Schema::incident_default());
+    let mut cfg = ChaosConfig::all(9, 1.0);
+    cfg.classes = vec![FaultClass::RateLimited];
+    cfg.retry_after_secs = 5;
+    api.fake.set_chaos(Some(Chaos::new(cfg)));
+    let (s, body) = api.create(page_in(&db, "x")).await;
+    assert_error(s, &body, 429, "rate_limited");
+    let (s, _) = api.create(page_in(&db, "x")).await;
+    assert_eq!(s, 429);
+    assert_eq!(api.fake.early_retries().len(), 1);
+    api.fake.set_chaos(None);
+    api.fake.clear_faults();
+    let (s, body) = api.create(page_in(&db, "x")).await;
+    assert_eq!(s, 200, "{body}");
+}

@@ -474,3 +474,59 @@ async fn hang_delay_latency_and_down() {
     pd.set_down(false);
     assert_eq!(enqueue(&pd, &trigger("k")).await.0, 202);
 }
+
+// ---- chaos faults --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_reset_loses_the_event_and_a_lost_response_still_pages() {
+    let pd = FakePagerDuty::start().await;
+    pd.push_fault(Fault::Reset);
+    pd.push_fault(Fault::ApplyThenReset);
+    pd.push_fault(Fault::ApplyThenStatus(500));
+    let send = |key: &'static str| {
+        let pd = pd.clone();
+        async move {
+            let r = http()
+                .post(format!("{}/v2/enqueue", pd.url()))
+                .json(&trigger(key))
+                .send()
+                .await
+                .ok()?;
+            let status = r.status().as_u16();
+            r.bytes().await.ok()?;
+            Some(status)
+        }
+    };
+    assert_eq!(send("k-reset").await, None);
+    assert!(!pd.alerts().contains_key("k-reset"), "a reset pages nobody");
+    assert_eq!(send("k-lost").await, None);
+    assert_eq!(pd.alerts()["k-lost"].opened, 1, "performed, answer lost");
+    assert_eq!(send("k-500").await, Some(500));
+    assert_eq!(pd.alerts()["k-500"].opened, 1, "performed, then a 500");
+    assert_eq!(pd.pending_faults(), 0);
+}
+
+#[tokio::test]
+async fn a_chaos_schedule_faults_pagerduty_and_its_429s_count_early_retries() {
+    use incd_fakes::chaos::{Chaos, ChaosConfig, FaultClass};
+    let pd = FakePagerDuty::start().await;
+    let mut cfg = ChaosConfig::all(5, 1.0);
+    cfg.classes = vec![FaultClass::RateLimited];
+    cfg.retry_after_secs = 5;
+    let chaos = Chaos::new(cfg);
+    pd.set_chaos(Some(chaos.clone()));
+    let (status, _) = enqueue(&pd, &trigger("c-1")).await;
+    assert_eq!(status, 429);
+    let (status, _) = enqueue(&pd, &trigger("c-1")).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        pd.early_retries().len(),
+        1,
+        "second call inside Retry-After"
+    );
+    assert_eq!(chaos.injected().len(), 2);
+    chaos.set_enabled(false);
+    pd.clear_faults();
+    let (status, _) = enqueue(&pd, &trigger("c-1")).await;
+    assert_eq!(status, 202);
+}

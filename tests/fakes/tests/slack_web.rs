@@ -1025,11 +1025,14 @@ async fn rate_limits_answer_429_with_retry_after_and_record_early_retries() {
     );
     assert_eq!(slack.early_retries().len(), 1);
     assert_eq!(slack.rate_limited().len(), 2);
-    // chat.postMessage: 1 per (here: 2 s) per channel; other channels are independent.
+    // chat.postMessage: a burst, then 1 per (here: 2 s) per channel; other channels are
+    // independent.
     slack.enforce_rate_limits(0.5);
     let a = slack.channel_by_name("rl-1").unwrap().id;
     let b = slack.channel_by_name("rl-2").unwrap().id;
-    post(&slack, &a, "1").await;
+    for i in 0..DEFAULT_POST_BURST {
+        post(&slack, &a, &format!("burst {i}")).await;
+    }
     let r = api(
         &slack,
         "chat.postMessage",
@@ -1604,4 +1607,111 @@ async fn views_publish_takes_a_home_view_of_at_most_100_blocks_for_a_known_user(
         .await,
         "user_not_found"
     );
+}
+
+// ---- chaos faults --------------------------------------------------------------------------
+
+/// Send one call and report whether a usable answer (status and full body) came back.
+async fn answered(slack: &FakeSlack, method: &str, body: Value) -> Option<u16> {
+    let r = client()
+        .post(format!("{}/{method}", slack.api_url()))
+        .bearer_auth(slack.bot_token())
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    r.bytes().await.ok()?;
+    Some(status)
+}
+
+#[tokio::test]
+async fn a_reset_loses_the_call_and_a_lost_response_keeps_its_effect() {
+    let slack = FakeSlack::start().await;
+    slack.inject_faults(
+        "conversations.create",
+        [
+            Fault::Reset,
+            Fault::ApplyThenReset,
+            Fault::ApplyThenStatus(500),
+        ],
+    );
+    // Reset: no answer, no channel.
+    assert_eq!(
+        answered(&slack, "conversations.create", json!({"name": "r-1"})).await,
+        None
+    );
+    assert!(slack.channel_by_name("r-1").is_none());
+    // Performed, then the connection drops: the channel exists, the client saw nothing usable.
+    assert_eq!(
+        answered(&slack, "conversations.create", json!({"name": "r-2"})).await,
+        None
+    );
+    assert!(slack.channel_by_name("r-2").is_some());
+    // Performed, then a 500.
+    assert_eq!(
+        answered(&slack, "conversations.create", json!({"name": "r-3"})).await,
+        Some(500)
+    );
+    assert!(slack.channel_by_name("r-3").is_some());
+    // The calls are logged with their fault; none counts as a contract rejection.
+    let faults: Vec<_> = slack
+        .calls_to("conversations.create")
+        .into_iter()
+        .map(|c| c.fault)
+        .collect();
+    assert_eq!(
+        faults,
+        vec![
+            Some(Fault::Reset),
+            Some(Fault::ApplyThenReset),
+            Some(Fault::ApplyThenStatus(500))
+        ]
+    );
+    assert!(slack.rejected().is_empty(), "{:?}", slack.rejected());
+    // A performed-then-lost call that Slack itself would refuse is still a rejection.
+    slack.inject_fault("conversations.create", Fault::ApplyThenReset);
+    answered(&slack, "conversations.create", json!({"name": "r-2"})).await;
+    assert_eq!(
+        slack.rejected().len(),
+        1,
+        "name_taken is judged on its body"
+    );
+}
+
+#[tokio::test]
+async fn a_chaos_schedule_faults_every_method_and_its_429s_count_early_retries() {
+    use incd_fakes::chaos::{Chaos, ChaosConfig, FaultClass};
+    let slack = FakeSlack::start().await;
+    let mut cfg = ChaosConfig::all(11, 1.0);
+    cfg.classes = vec![FaultClass::RateLimited];
+    cfg.retry_after_secs = 5;
+    let chaos = Chaos::new(cfg);
+    slack.set_chaos(Some(chaos.clone()));
+    for method in ["auth.test", "chat.postMessage", "views.open"] {
+        assert_eq!(answered(&slack, method, json!({})).await, Some(429));
+    }
+    // A second call inside the 5 s window is an early retry, for each method.
+    assert_eq!(answered(&slack, "auth.test", json!({})).await, Some(429));
+    assert_eq!(slack.early_retries().len(), 1);
+    assert_eq!(chaos.injected().len(), 4);
+    // Transient ok:false codes, when drawn.
+    let mut cfg = ChaosConfig::all(12, 1.0);
+    cfg.classes = vec![FaultClass::TransientCode];
+    slack.set_chaos(Some(Chaos::new(cfg)));
+    let r = api(
+        &slack,
+        "conversations.info",
+        json!({"channel": GENERAL_CHANNEL}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        incd_fakes::chaos::SLACK_TRANSIENT_CODES.contains(&r.error()),
+        "{}",
+        r.body
+    );
+    // Disabled: served normally.
+    slack.set_chaos(None);
+    assert!(api(&slack, "auth.test", json!({})).await.ok());
 }

@@ -32,6 +32,14 @@ pub enum Fault {
     /// Serve the request (its effects happen), then never answer: a timeout whose request
     /// actually succeeded, the case that makes retried creates dangerous.
     LoseResponse,
+    // ---- chaos faults (see `crate::chaos`) ----
+    /// Drop the connection without an answer; no effect is applied.
+    Reset,
+    /// Serve the request (its effects happen), then drop the connection: the response is lost.
+    ApplyThenReset,
+    /// Serve the request (its effects happen), then answer this status with the service's
+    /// error body instead of the real answer: the response is lost.
+    ApplyThenStatus(u16),
 }
 
 /// One request that reached the fake.
@@ -95,6 +103,8 @@ struct FaultState {
     calls: Vec<Call>,
     rejected: Vec<Rejected>,
     bucket: Option<Bucket>,
+    /// Random faults for requests no scripted fault answers (`crate::chaos`).
+    chaos: Option<(std::sync::Arc<crate::chaos::Chaos>, crate::chaos::Service)>,
 }
 
 /// Builds the service-shaped error body for an injected status.
@@ -114,6 +124,9 @@ enum Verdict {
     },
     Hang,
     LoseResponse,
+    Reset,
+    ApplyThenReset,
+    ApplyThenStatus(u16),
 }
 
 impl Faults {
@@ -151,6 +164,12 @@ impl Faults {
             tokens: f64::from(burst.max(1)),
             last: Instant::now(),
         });
+    }
+    pub(crate) fn set_chaos(
+        &self,
+        chaos: Option<(std::sync::Arc<crate::chaos::Chaos>, crate::chaos::Service)>,
+    ) {
+        self.lock().chaos = chaos;
     }
     pub(crate) fn pending(&self) -> usize {
         self.lock().queue.len()
@@ -193,7 +212,14 @@ impl Faults {
         }
         let latency = s.latency;
         let mut delay = None;
-        let verdict = match s.queue.pop_front() {
+        let next = match s.queue.pop_front() {
+            Some(f) => Some(f),
+            None => s
+                .chaos
+                .as_ref()
+                .and_then(|(c, service)| c.draw_http(*service, method, path)),
+        };
+        let verdict = match next {
             Some(Fault::Status(code)) => Verdict::Respond {
                 status: code,
                 retry_after: None,
@@ -204,6 +230,9 @@ impl Faults {
             },
             Some(Fault::Hang) => Verdict::Hang,
             Some(Fault::LoseResponse) => Verdict::LoseResponse,
+            Some(Fault::Reset) => Verdict::Reset,
+            Some(Fault::ApplyThenReset) => Verdict::ApplyThenReset,
+            Some(Fault::ApplyThenStatus(code)) => Verdict::ApplyThenStatus(code),
             Some(Fault::Delay(d)) => {
                 delay = Some(d);
                 Verdict::Proceed
@@ -298,10 +327,39 @@ pub(crate) async fn layer(State(faults): State<Arc<Faults>>, req: Request, next:
             std::future::pending::<()>().await;
             unreachable!("a pending future never completes")
         }
+        Verdict::Reset => {
+            faults.record(at, method, path, 0);
+            return dropped_connection();
+        }
+        Verdict::ApplyThenReset => {
+            let served = next.run(req).await;
+            faults.record(at, method, path, served.status().as_u16());
+            return dropped_connection();
+        }
+        Verdict::ApplyThenStatus(status) => {
+            let _served = next.run(req).await;
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (code, Json((faults.error_body)(status, &path))).into_response()
+        }
         Verdict::Proceed => next.run(req).await,
     };
     faults.record(at, method, path, response.status().as_u16());
     response
+}
+
+/// A response whose connection breaks before the answer is complete: the client sees a reset
+/// (no status, or a body that fails), never a usable answer.
+pub(crate) fn dropped_connection() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "fake: connection dropped",
+        ))
+    });
+    let mut resp = Response::new(Body::from_stream(failing));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp
 }
 
 /// A JSON response with a status.
@@ -367,6 +425,12 @@ macro_rules! fault_controls {
         /// Drop queued faults, latency, the down switch and any pending `Retry-After`.
         pub fn clear_faults(&self) {
             self.inner.faults.clear();
+        }
+        /// Draw random faults from `chaos` for every request no scripted fault answers
+        /// (`None` stops).
+        pub fn set_chaos(&self, chaos: Option<std::sync::Arc<$crate::chaos::Chaos>>) {
+            let service = Self::CHAOS_SERVICE;
+            self.inner.faults.set_chaos(chaos.map(|c| (c, service)));
         }
         /// Requests that arrived before a `Retry-After` given by this fake had elapsed.
         pub fn early_retries(&self) -> Vec<$crate::pagerduty::faults::EarlyRetry> {

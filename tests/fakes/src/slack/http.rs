@@ -288,7 +288,10 @@ pub(crate) async fn api_handler(
                 });
             }
         }
-        let fault = st.faults.get_mut(&method).and_then(|q| q.pop_front());
+        let fault = match st.faults.get_mut(&method).and_then(|q| q.pop_front()) {
+            Some(f) => Some(f),
+            None => st.chaos.as_ref().and_then(|c| c.draw_slack(&method)),
+        };
         (fault, kind)
     };
     let record = |status: u16, response: Value, retry_after: Option<u64>, fault: Option<Fault>| {
@@ -300,6 +303,7 @@ pub(crate) async fn api_handler(
             token_kind: kind,
             args: args_json.clone(),
             at: arrived,
+            applied_at: Instant::now(),
             status,
             response,
             retry_after,
@@ -346,6 +350,10 @@ pub(crate) async fn api_handler(
             record(0, Value::Null, None, fault.clone());
             return std::future::pending().await;
         }
+        Some(Fault::Reset) => {
+            record(0, Value::Null, None, fault.clone());
+            return crate::pagerduty::faults::dropped_connection();
+        }
         _ => {}
     }
     let outcome = {
@@ -363,6 +371,21 @@ pub(crate) async fn api_handler(
         Some(Fault::ApplyThenHang) => {
             record(0, outcome.body.clone(), outcome.retry_after, fault.clone());
             return std::future::pending().await;
+        }
+        Some(Fault::ApplyThenReset) => {
+            record(0, outcome.body.clone(), outcome.retry_after, fault.clone());
+            return crate::pagerduty::faults::dropped_connection();
+        }
+        Some(Fault::ApplyThenStatus(code)) => {
+            let code = *code;
+            record(
+                code,
+                outcome.body.clone(),
+                outcome.retry_after,
+                fault.clone(),
+            );
+            let sc = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (sc, format!("fake slack: injected HTTP {code} after acting")).into_response();
         }
         Some(Fault::Delay(d)) => {
             record(

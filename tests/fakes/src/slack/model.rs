@@ -41,6 +41,13 @@ pub enum Fault {
     ApplyThenHang,
     /// Perform the call normally and answer after this delay.
     Delay(Duration),
+    // ---- chaos faults (see `crate::chaos`) ----
+    /// Drop the connection without an answer; no effect is applied.
+    Reset,
+    /// Perform the call normally, then drop the connection: Slack acted, the answer is lost.
+    ApplyThenReset,
+    /// Perform the call normally, then answer this HTTP status (non-JSON body) instead.
+    ApplyThenStatus(u16),
 }
 
 /// One Web API request as the fake saw it.
@@ -57,6 +64,9 @@ pub struct ApiCall {
     pub args: Value,
     /// When the request arrived.
     pub at: Instant,
+    /// When the fake had applied it (recorded right after the effect, before the answer leaves;
+    /// after the injected latency).
+    pub applied_at: Instant,
     /// HTTP status sent; `0` when the fake never answered ([`Fault::Hang`], [`Fault::ApplyThenHang`]).
     pub status: u16,
     /// The JSON body sent (or, for `ApplyThenHang`, the body that would have been sent).
@@ -86,7 +96,11 @@ impl ApiCall {
     pub fn is_contract_rejection(&self) -> bool {
         match &self.fault {
             // Calls processed normally (possibly delayed or unanswered) are judged on their body.
-            None | Some(Fault::Delay(_)) | Some(Fault::ApplyThenHang) => {
+            None
+            | Some(Fault::Delay(_))
+            | Some(Fault::ApplyThenHang)
+            | Some(Fault::ApplyThenReset)
+            | Some(Fault::ApplyThenStatus(_)) => {
                 self.response.get("ok") != Some(&Value::Bool(true))
             }
             _ => false,

@@ -1,5 +1,9 @@
-//! Sliding-window rate limits per method (tiers) and per channel (`chat.postMessage`), plus the
-//! bookkeeping of `Retry-After` promises used to detect early retries.
+//! Slack's documented rate limits, plus the bookkeeping of `Retry-After` promises used to detect
+//! early retries:
+//!
+//! - tiers: at most N calls of a method in any minute (Tier 2: 20, ...), all at once if need be;
+//! - `chat.postMessage`: "1 per second" per channel, "short bursts >1 allowed": a bucket of
+//!   `post_message_burst` messages (default [`DEFAULT_POST_BURST`]) refilled one per second.
 //!
 //! Time scaling: with `time_scale = s`, every window is divided by `s` (a Tier 2 minute lasts
 //! `60/s` seconds, the postMessage second lasts `1/s` seconds). `Retry-After` stays an integer
@@ -11,13 +15,19 @@ use std::time::{Duration, Instant};
 
 use super::spec::Limit;
 
+/// Messages one channel takes at once before "1 per second" applies. Slack publishes no number
+/// ("short bursts >1 allowed"); incd budgets the same (`incd::slack::api::POST_BURST`).
+pub const DEFAULT_POST_BURST: u32 = 10;
+
 #[derive(Debug, Default)]
 pub(crate) struct RateLimiter {
     /// `Some(scale)` when limits are enforced.
     pub scale: Option<f64>,
-    /// Calls allowed per postMessage window per channel (default 1).
+    /// Bucket size of chat.postMessage per channel (0 = [`DEFAULT_POST_BURST`]).
     pub post_message_burst: u32,
     windows: HashMap<String, VecDeque<Instant>>,
+    /// chat.postMessage per channel: (tokens, when last refilled).
+    buckets: HashMap<String, (f64, Instant)>,
     /// key → instant before which a call is an early retry.
     pub retry_not_before: HashMap<String, Instant>,
     /// When the current Retry-After of each key was given: a call already under way before then
@@ -55,10 +65,29 @@ impl RateLimiter {
         }
         let (n, window) = match limit {
             Limit::PerMinute(n) => (n, Duration::from_secs_f64(60.0 / scale)),
-            Limit::PerChannelPerSecond => (
-                self.post_message_burst.max(1),
-                Duration::from_secs_f64(1.0 / scale),
-            ),
+            Limit::PerChannelPerSecond => {
+                let capacity = match self.post_message_burst {
+                    0 => DEFAULT_POST_BURST,
+                    n => n,
+                } as f64;
+                let every = 1.0 / scale;
+                let (tokens, at) = self
+                    .buckets
+                    .entry(key.to_string())
+                    .or_insert((capacity, now));
+                *tokens = (*tokens + now.duration_since(*at).as_secs_f64() / every).min(capacity);
+                *at = now;
+                if *tokens >= 1.0 {
+                    *tokens -= 1.0;
+                    return Ok(());
+                }
+                let wait = Duration::from_secs_f64((1.0 - *tokens) * every);
+                let secs = retry_secs(wait);
+                self.retry_not_before
+                    .insert(key.to_string(), now + Duration::from_secs(secs));
+                self.promised_at.insert(key.to_string(), now);
+                return Err(secs);
+            }
         };
         let q = self.windows.entry(key.to_string()).or_default();
         while q.front().is_some_and(|t| now.duration_since(*t) >= window) {

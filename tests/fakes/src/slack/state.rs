@@ -81,6 +81,8 @@ pub(crate) struct State {
     pub triggers: HashMap<String, Trigger>,
     pub calls: Vec<ApiCall>,
     pub faults: HashMap<String, VecDeque<Fault>>,
+    /// Random faults for calls no scripted fault answers (`crate::chaos`).
+    pub chaos: Option<std::sync::Arc<crate::chaos::Chaos>>,
     pub latency: Duration,
     pub rate: RateLimiter,
     pub early_retries: Vec<EarlyRetry>,
@@ -152,6 +154,7 @@ impl State {
             triggers: HashMap::new(),
             calls: Vec::new(),
             faults: HashMap::new(),
+            chaos: None,
             latency: Duration::ZERO,
             rate: RateLimiter::default(),
             early_retries: Vec::new(),
