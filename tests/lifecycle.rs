@@ -659,3 +659,70 @@ async fn opening_the_home_tab_publishes_the_open_incidents_most_severe_first() {
     assert!(text.contains("Investigating") && text.contains(&format!("<@{DEFAULT_USER}>")));
     w.slack.assert_no_violations();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_update_and_roles_forms_change_the_incident_like_the_commands() {
+    let mut w = World::new().await;
+    let _incd = w.start(1).await;
+    let ch = declared(&w, "Replica lag", "sev3").await;
+
+    command(&w, DEFAULT_USER, &ch.id, "update").await;
+    let view = w.slack.wait_view_opened(WAIT).await.unwrap();
+    let s = w
+        .slack
+        .submit_view_with(
+            &view.id,
+            DEFAULT_USER,
+            &[
+                ("update_status", "identified"),
+                ("update_severity", "sev1"),
+                ("update_message", "Failover to the standby"),
+            ],
+        )
+        .await
+        .unwrap();
+    let ack = w.slack.wait_ack(&s.envelope_id, WAIT).await.unwrap();
+    assert!(ack.violation.is_none(), "{ack:?}");
+    w.until("topic shows both", || {
+        let t = w.slack.topic(&ch.id);
+        t.starts_with("SEV1 | Identified")
+    })
+    .await;
+    w.until("status posted", || {
+        w.slack
+            .messages(&ch.id)
+            .iter()
+            .any(|m| text_of(m).contains("Failover to the standby"))
+    })
+    .await;
+
+    command(&w, DEFAULT_USER, &ch.id, "roles").await;
+    let view = w.slack.wait_view_opened(WAIT).await.unwrap();
+    let s = w
+        .slack
+        .submit_view_with(&view.id, DEFAULT_USER, &[("role_comms", BOB)])
+        .await
+        .unwrap();
+    w.slack.wait_ack(&s.envelope_id, WAIT).await.unwrap();
+    w.until("comms posted", || {
+        w.slack
+            .messages(&ch.id)
+            .iter()
+            .any(|m| text_of(m).contains(&format!("<@{BOB}> is now Communications")))
+    })
+    .await;
+    w.until("comms DM", || {
+        w.slack.im_channel(BOB).is_some_and(|im| {
+            im.messages
+                .iter()
+                .any(|m| m.text.contains("Communications"))
+        })
+    })
+    .await;
+    // Only the changed role was recorded: the commander stayed.
+    assert!(w
+        .slack
+        .topic(&ch.id)
+        .contains(&format!("IC <@{DEFAULT_USER}>")));
+    w.slack.assert_no_violations();
+}

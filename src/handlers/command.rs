@@ -62,7 +62,7 @@ pub async fn on_command(app: &Arc<Runner>, c: SlashCommand, received: Instant) -
         (IncidentCommand::Role { role, target }, Some(inc)) => {
             lifecycle::role(app, &c, inc, role, target).await
         }
-        (IncidentCommand::RolesForm, Some(_)) => lifecycle::not_available(name),
+        (IncidentCommand::RolesForm, Some(inc)) => lifecycle::roles_form(app, &c, inc, received),
         (IncidentCommand::Note(text), Some(inc)) => lifecycle::note(app, &c, inc, text).await,
         (IncidentCommand::Timeline, Some(inc)) => lifecycle::timeline(app, inc).await,
         (IncidentCommand::FollowUp { .. }, Some(_)) => lifecycle::not_available(name),

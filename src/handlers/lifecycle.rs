@@ -374,3 +374,81 @@ pub fn on_home_declare(app: &Arc<Runner>, a: BlockActions) -> Outcome {
     );
     Ok(Handled::default().then(work))
 }
+
+/// `/incident roles`: open the form with one user picker per role.
+pub fn roles_form(
+    app: &Arc<Runner>,
+    c: &SlashCommand,
+    inc: Incident,
+    received: Instant,
+) -> Outcome {
+    let meta = UpdateFormMeta { incident: inc.id }.encode();
+    let work = open_modal(
+        app,
+        c.trigger_id.clone(),
+        c.response_url.clone(),
+        received,
+        move |ctx| ui::lifecycle::roles_modal(&inc, &ctx.settings.roles, &meta),
+    );
+    Ok(Handled::default().then(work))
+}
+
+/// The roles form submitted: each role whose picker changed is assigned (or cleared), once per
+/// submission and role.
+pub async fn on_roles_submit(app: &Arc<Runner>, v: ViewSubmission) -> Outcome {
+    let ctx = app.ctx();
+    let Ok(meta) = UpdateFormMeta::decode(&v.view.private_metadata) else {
+        tracing::warn!("roles form without incident id");
+        return Ok(Handled::default());
+    };
+    let Some(inc) = ctx
+        .store
+        .incident(meta.incident)
+        .await
+        .map_err(store_failed)?
+    else {
+        return Ok(Handled::default());
+    };
+    let mut started = Vec::new();
+    for role in Role::ALL {
+        let picked = v
+            .view
+            .input(
+                &ui::lifecycle::role_block(role),
+                ui::lifecycle::ROLE_USER_ACTION,
+            )
+            .map(crate::incident::UserId::from);
+        if picked.as_ref() == inc.roles.holder(role) {
+            continue;
+        }
+        let settings = ctx.settings.clone();
+        let r = ctx
+            .store
+            .record_change(
+                NewChange {
+                    incident: inc.id,
+                    key: format!("view:{}:{}", v.view.id, role.slug()),
+                    by: v.user.id.clone(),
+                    request: ChangeRequest::Role { role, user: picked },
+                    at: ctx.clock.now(),
+                },
+                move |applied| {
+                    let s = &settings.incidents;
+                    ui::lifecycle::change_entry(applied, &|id: &str| s.severity(id))
+                },
+                |seq| StepKey::of(Workflow::Change(seq)).to_string(),
+            )
+            .await
+            .map_err(|e| Failure::new(e.context("could not record the roles"), None))?;
+        if let ChangeRecorded::Started(rec) = r {
+            started.push(rec.seq);
+        }
+    }
+    let app = app.clone();
+    let id = inc.id;
+    Ok(Handled::default().then(move || {
+        for seq in started {
+            app.start(id, Workflow::Change(seq));
+        }
+    }))
+}

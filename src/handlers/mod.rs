@@ -101,6 +101,7 @@ async fn dispatch(
                 ui::DECLARE_CALLBACK => declare::on_submit(app, v).await,
                 ui::RESOLVE_CALLBACK => resolve::on_submit(app, v).await,
                 ui::lifecycle::UPDATE_CALLBACK => lifecycle::on_update_submit(app, v).await,
+                ui::lifecycle::ROLES_CALLBACK => lifecycle::on_roles_submit(app, v).await,
                 other => {
                     tracing::info!(callback_id = other, "unknown view submitted; closing it");
                     Ok(Handled::default())

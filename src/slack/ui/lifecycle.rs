@@ -81,6 +81,47 @@ pub fn update_modal(inc: &Incident, levels: &[SeverityLevel], private_metadata: 
     })
 }
 
+/// The roles form's callback id; each role's block is `role_<slug>`, its action `user`.
+pub const ROLES_CALLBACK: &str = "incd_roles";
+pub const ROLE_USER_ACTION: &str = "user";
+
+/// The block id of a role's picker in the roles form.
+pub fn role_block(role: Role) -> String {
+    format!("role_{}", role.slug())
+}
+
+/// The roles form: one user picker per role, set to its holder.
+pub fn roles_modal(
+    inc: &Incident,
+    guides: &crate::incident::roles::RoleGuides,
+    private_metadata: &str,
+) -> Value {
+    let mut blocks: Vec<Value> = Role::ALL
+        .into_iter()
+        .map(|role| {
+            let mut picker = json!({"type": "users_select", "action_id": ROLE_USER_ACTION,
+                "placeholder": {"type": "plain_text", "text": "Nobody"}});
+            if let Some(u) = inc.roles.holder(role) {
+                picker["initial_user"] = json!(u);
+            }
+            json!({"type": "input", "block_id": role_block(role), "optional": true,
+                   "label": {"type": "plain_text", "text": clamp(&guides.get(role).label, 2000)},
+                   "element": picker})
+        })
+        .collect();
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
+        "text": "Incident command holds every role nobody else holds. Each new holder gets their duties by DM."}]}));
+    json!({
+        "type": "modal",
+        "callback_id": ROLES_CALLBACK,
+        "private_metadata": private_metadata,
+        "title": {"type": "plain_text", "text": "Roles"},
+        "submit": {"type": "plain_text", "text": "Save"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks
+    })
+}
+
 /// The Declare button on the Home tab.
 pub const HOME_DECLARE_ACTION: &str = "incd_home_declare";
 /// Slack's limit of blocks in a Home tab view.
@@ -463,6 +504,7 @@ mod tests {
                 "dm": role_dm(&inc, Role::Ops, &Role::Ops.default_guide(), false),
                 "note": note_added(),
                 "nudge": nudge(&inc, chrono::Duration::minutes(31), "30m"),
+                "roles_modal": roles_modal(&inc, &Default::default(), "{\"i\":7}"),
                 "update_modal": update_modal(&inc, &crate::config::Settings::for_tests().incidents.severities, "{\"i\":7}"),
             })
         );
