@@ -726,3 +726,27 @@ async fn the_update_and_roles_forms_change_the_incident_like_the_commands() {
         .contains(&format!("IC <@{DEFAULT_USER}>")));
     w.slack.assert_no_violations();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_holder_who_cannot_get_a_dm_gets_the_duties_ephemerally_in_the_channel() {
+    let mut w = World::with_config(incd_fakes::slack::FakeSlackConfig {
+        messages_tab_enabled: false,
+        ..Default::default()
+    })
+    .await;
+    let _incd = w.start(1).await;
+    let ch = declared(&w, "Mail delayed", "sev3").await;
+    // Carol is a member of every incident channel (INCD_INVITE_USERS).
+    command(&w, DEFAULT_USER, &ch.id, "role planning <@U0CAROL|carol>").await;
+    w.until("the duties reach the holder in the channel", || {
+        w.slack
+            .ephemerals(&ch.id)
+            .iter()
+            .any(|e| e.user == common::CAROL && e.text.contains("Planning"))
+    })
+    .await;
+    assert!(
+        w.slack.im_channel(common::CAROL).is_none(),
+        "no DM went out"
+    );
+}

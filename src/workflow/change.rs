@@ -193,7 +193,7 @@ async fn announce(
 
 /// The new role holder's direct message with the role's duties; when Slack will not deliver it
 /// (the messages tab is off, the user cannot be written to), the same text as an ephemeral
-/// message in the incident channel.
+/// message in the incident channel (which reaches channel members only).
 async fn direct_message(
     ctx: &Ctx,
     inc: &Incident,

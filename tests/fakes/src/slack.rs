@@ -175,6 +175,9 @@ pub struct FakeSlackConfig {
     pub max_connections: usize,
     /// Max users per conversations.invite (docs conflict: 100 vs 1000; 100 is the stricter).
     pub max_invite_users: usize,
+    /// The app's Messages tab (`features.app_home.messages_tab_enabled`): when off,
+    /// `chat.postMessage` to a user id fails with `messages_tab_disabled`.
+    pub messages_tab_enabled: bool,
 }
 
 impl Default for FakeSlackConfig {
@@ -192,6 +195,7 @@ impl Default for FakeSlackConfig {
             disconnect_close_delay: Duration::from_secs(1),
             max_connections: 10,
             max_invite_users: 100,
+            messages_tab_enabled: true,
         }
     }
 }

@@ -1715,3 +1715,30 @@ async fn a_chaos_schedule_faults_every_method_and_its_429s_count_early_retries()
     slack.set_chaos(None);
     assert!(api(&slack, "auth.test", json!({})).await.ok());
 }
+
+#[tokio::test]
+async fn a_dm_is_refused_while_the_messages_tab_is_off() {
+    let slack = FakeSlack::start_with(FakeSlackConfig {
+        messages_tab_enabled: false,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        api_err(
+            &slack,
+            "chat.postMessage",
+            json!({"channel": DEFAULT_USER, "text": "hi"})
+        )
+        .await,
+        "messages_tab_disabled"
+    );
+    let on = FakeSlack::start().await;
+    let r = api(
+        &on,
+        "chat.postMessage",
+        json!({"channel": DEFAULT_USER, "text": "hi"}),
+    )
+    .await;
+    assert!(r.ok(), "{}", r.body);
+    assert!(on.im_channel(DEFAULT_USER).is_some());
+}

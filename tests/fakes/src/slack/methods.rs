@@ -868,6 +868,9 @@ fn resolve_post_channel(st: &mut State, arg: &str) -> Result<usize, ApiError> {
         return Ok(i);
     }
     if arg.starts_with('U') || arg.starts_with('W') {
+        if !st.cfg.messages_tab_enabled {
+            return Err(e("messages_tab_disabled"));
+        }
         if st.user(arg).is_some_and(|u| !u.deleted) {
             return Ok(st.im_with(arg));
         }
