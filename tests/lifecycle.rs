@@ -272,7 +272,7 @@ async fn subcommands_outside_an_incident_channel_are_refused_but_help_and_list_w
     ] {
         let (_, ack) = command(&w, DEFAULT_USER, GENERAL_CHANNEL, sub).await;
         assert!(
-            ephemeral_text(&ack).contains("only inside an incident channel"),
+            ephemeral_text(&ack).contains("only works inside an incident channel"),
             "{sub}"
         );
     }

@@ -65,12 +65,15 @@ pub async fn on_command(app: &Arc<Runner>, c: SlashCommand, received: Instant) -
         (IncidentCommand::RolesForm, Some(inc)) => lifecycle::roles_form(app, &c, inc, received),
         (IncidentCommand::Note(text), Some(inc)) => lifecycle::note(app, &c, inc, text).await,
         (IncidentCommand::Timeline, Some(inc)) => lifecycle::timeline(app, inc).await,
-        (IncidentCommand::FollowUp { .. }, Some(_)) => lifecycle::not_available(name),
-        (IncidentCommand::FollowUps, Some(_)) => lifecycle::not_available(name),
-        (IncidentCommand::Done(_), Some(_)) => lifecycle::not_available(name),
-        (IncidentCommand::WontDo(_), Some(_)) => lifecycle::not_available(name),
-        (IncidentCommand::Close, Some(_)) => lifecycle::not_available(name),
-        (IncidentCommand::Reopen, Some(_)) => lifecycle::not_available(name),
+        (
+            cmd @ (IncidentCommand::FollowUp { .. }
+            | IncidentCommand::FollowUps
+            | IncidentCommand::Done(_)
+            | IncidentCommand::WontDo(_)
+            | IncidentCommand::Close
+            | IncidentCommand::Reopen),
+            Some(_),
+        ) => super::after_incident(app, c, Ok(cmd), received).await,
         (_, None) => Ok(Handled::reply(Some(ui::lifecycle::outside_incident(name)))),
     }
 }

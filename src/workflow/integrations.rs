@@ -119,6 +119,11 @@ pub async fn retry_now(runner: &Arc<Runner>, id: IncidentId, b: Background) -> R
     Ok(true)
 }
 
+/// A reopened incident pages again, with the same dedup key (its page steps were forgotten).
+pub fn page_again(runner: &Arc<Runner>, id: IncidentId) {
+    spawn(runner, id, Background::Page);
+}
+
 fn spawn(runner: &Arc<Runner>, id: IncidentId, b: Background) {
     if configured(runner.ctx(), b) {
         runner.start(id, Workflow::Background(b));
@@ -209,7 +214,10 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
 
 /// Why a step is not needed any more, if it is not.
 async fn skip_reason(ctx: &Ctx, inc: &Incident, b: Background) -> Result<Option<&'static str>> {
-    let resolved = matches!(inc.status, Status::Resolving | Status::Resolved);
+    let resolved = matches!(
+        inc.status,
+        Status::Resolving | Status::Resolved | Status::Closed
+    );
     if inc.status == Status::Failed && matches!(b, Background::Page | Background::PostMortem) {
         return Ok(Some(
             "declaring failed: no incident channel could be created",
@@ -363,7 +371,10 @@ async fn after_success(
     recovered?;
     // The incident may have been resolved while this was pending.
     if let Some(now) = store.incident(id).await? {
-        if matches!(now.status, Status::Resolving | Status::Resolved) {
+        if matches!(
+            now.status,
+            Status::Resolving | Status::Resolved | Status::Closed
+        ) {
             let follow = match b {
                 Background::Page => Background::PageResolve,
                 _ => Background::PostMortemResolve,
@@ -473,7 +484,10 @@ pub async fn facts(ctx: &Ctx, inc: &Incident) -> Result<IncidentFacts> {
         pagerduty_severity: level
             .map(|l| l.pagerduty_severity.clone())
             .unwrap_or_else(|| "error".into()),
-        resolved: matches!(inc.status, Status::Resolving | Status::Resolved),
+        resolved: matches!(
+            inc.status,
+            Status::Resolving | Status::Resolved | Status::Closed
+        ),
         reporter: inc.reporter.to_string(),
         commander: inc.commander.as_ref().map(|c| c.to_string()),
         channel_id,

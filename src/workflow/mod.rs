@@ -13,11 +13,14 @@
 
 pub mod capture;
 pub mod change;
+pub mod close;
 pub mod declare;
+pub mod follow_ups;
 pub mod home;
 pub mod integrations;
 pub mod nudges;
 pub mod resolve;
+pub mod review;
 pub mod runner;
 pub mod steps;
 pub mod summary;

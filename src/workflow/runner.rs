@@ -602,7 +602,12 @@ impl Runner {
 
     async fn execute(self: &Arc<Self>, id: IncidentId, w: Workflow) -> Result<()> {
         match w {
-            Workflow::Declare | Workflow::Resolve | Workflow::Change(_) => {
+            Workflow::Declare
+            | Workflow::Resolve
+            | Workflow::Change(_)
+            | Workflow::Close
+            | Workflow::Reopen
+            | Workflow::Review(_) => {
                 let marker = StepKey::of(w).to_string();
                 let store = &self.ctx.store;
                 let now = self.ctx.clock.now();
@@ -613,7 +618,10 @@ impl Runner {
                 match w {
                     Workflow::Declare => super::declare::run(self, id).await?,
                     Workflow::Change(n) => super::change::run(self, id, n).await?,
-                    _ => super::resolve::run(self, id).await?,
+                    Workflow::Resolve => super::resolve::run(self, id).await?,
+                    Workflow::Close => super::close::run_close(self, id).await?,
+                    Workflow::Review(ms) => super::review::run(self, id, ms).await?,
+                    _ => super::close::run_reopen(self, id).await?,
                 }
                 store
                     .set_step(id, &marker, StepState::Done, None, self.ctx.clock.now())
@@ -621,6 +629,7 @@ impl Runner {
                     .context("recording the workflow done")
             }
             Workflow::Background(b) => super::integrations::run(self, id, b).await,
+            Workflow::FollowUp(n) => super::follow_ups::run(self, id, n).await,
         }
     }
 
@@ -699,7 +708,7 @@ pub fn resume_plan(status: Status, pending_steps: &[String]) -> Result<Vec<Workf
     match status {
         Status::Declaring => add(Workflow::Declare),
         Status::Resolving => add(Workflow::Resolve),
-        Status::Open | Status::Resolved | Status::Failed => {}
+        Status::Open | Status::Resolved | Status::Failed | Status::Closed => {}
     }
     for s in pending_steps {
         let key: StepKey = s.parse()?;
@@ -708,7 +717,8 @@ pub fn resume_plan(status: Status, pending_steps: &[String]) -> Result<Vec<Workf
     let rank = |w: &Workflow| match w {
         Workflow::Declare => 0,
         Workflow::Resolve => 1,
-        Workflow::Background(_) | Workflow::Change(_) => 2,
+        Workflow::Close | Workflow::Reopen | Workflow::Review(_) => 2,
+        Workflow::Background(_) | Workflow::FollowUp(_) | Workflow::Change(_) => 3,
     };
     wanted.sort_by_key(rank);
     Ok(wanted)

@@ -50,6 +50,15 @@ pub enum Workflow {
     Background(Background),
     /// Showing one recorded change (status, severity, role) everywhere; its number.
     Change(u32),
+    /// Posting a new follow-up in the channel and sending it to its owner (one workflow per
+    /// follow-up, so two added at once never wait for each other).
+    FollowUp(u32),
+    /// After the review: say closed everywhere, then archive the channel.
+    Close,
+    /// A resolved incident back to investigating.
+    Reopen,
+    /// The review reminder for one due time (unix milliseconds).
+    Review(i64),
 }
 
 /// The parts of showing a change, each its own step.
@@ -109,6 +118,10 @@ impl fmt::Display for Workflow {
             Workflow::Resolve => f.write_str("resolve"),
             Workflow::Background(b) => f.write_str(b.as_str()),
             Workflow::Change(n) => write!(f, "change:{n}"),
+            Workflow::FollowUp(n) => write!(f, "follow_up:{n}"),
+            Workflow::Close => f.write_str("close"),
+            Workflow::Reopen => f.write_str("reopen"),
+            Workflow::Review(ms) => write!(f, "review:{ms}"),
         }
     }
 }
@@ -142,6 +155,17 @@ pub enum StepKey {
     Bookmark(Background),
     // showing a change
     Change(u32, ChangePart),
+    // follow-ups: the post in the channel and the DM to the owner, per number
+    FollowUpPost(u32),
+    FollowUpDm(u32),
+    // close and reopen
+    ClosePost,
+    Archive,
+    ArchiveRefused,
+    ReopenPost,
+    // review reminders, per due time (unix ms): the channel post and each DM
+    ReviewPost(i64),
+    ReviewDm(i64, crate::incident::UserId),
 }
 
 impl StepKey {
@@ -168,6 +192,10 @@ impl StepKey {
             | StepKey::Recovered(b)
             | StepKey::Bookmark(b) => Workflow::Background(*b),
             StepKey::Change(n, _) => Workflow::Change(*n),
+            StepKey::FollowUpPost(n) | StepKey::FollowUpDm(n) => Workflow::FollowUp(*n),
+            StepKey::ClosePost | StepKey::Archive | StepKey::ArchiveRefused => Workflow::Close,
+            StepKey::ReopenPost => Workflow::Reopen,
+            StepKey::ReviewPost(ms) | StepKey::ReviewDm(ms, _) => Workflow::Review(*ms),
         }
     }
 
@@ -203,6 +231,14 @@ impl fmt::Display for StepKey {
             StepKey::Recovered(b) => write!(f, "recovered:{}", b.as_str()),
             StepKey::Bookmark(b) => write!(f, "bookmark:{}", b.as_str()),
             StepKey::Change(n, p) => write!(f, "change:{n}:{p}"),
+            StepKey::FollowUpPost(n) => write!(f, "follow_up_post:{n}"),
+            StepKey::FollowUpDm(n) => write!(f, "follow_up_dm:{n}"),
+            StepKey::ClosePost => f.write_str("close_post"),
+            StepKey::Archive => f.write_str("archive"),
+            StepKey::ArchiveRefused => f.write_str("archive_refused"),
+            StepKey::ReopenPost => f.write_str("reopen_post"),
+            StepKey::ReviewPost(ms) => write!(f, "review_post:{ms}"),
+            StepKey::ReviewDm(ms, u) => write!(f, "review_dm:{ms}:{u}"),
         }
     }
 }
@@ -218,6 +254,14 @@ impl FromStr for StepKey {
     fn from_str(s: &str) -> Result<StepKey, UnknownStep> {
         let unknown = || UnknownStep(s.to_string());
         let bg = |v: &str| Background::parse(v).ok_or_else(unknown);
+        let number = |v: &str| match v.parse::<u32>() {
+            Ok(n) if n > 0 && !v.starts_with('+') => Ok(n),
+            _ => Err(unknown()),
+        };
+        let millis = |v: &str| match v.parse::<i64>() {
+            Ok(n) if n >= 0 && !v.starts_with('+') => Ok(n),
+            _ => Err(unknown()),
+        };
         let channel = |v: &str| {
             if v.is_empty() {
                 Err(unknown())
@@ -230,6 +274,14 @@ impl FromStr for StepKey {
                 "workflow" => StepKey::Workflow(match rest {
                     "declare" => Workflow::Declare,
                     "resolve" => Workflow::Resolve,
+                    r if r.starts_with("review:") => {
+                        Workflow::Review(millis(&r["review:".len()..])?)
+                    }
+                    r if r.starts_with("follow_up:") => {
+                        Workflow::FollowUp(number(&r["follow_up:".len()..])?)
+                    }
+                    "close" => Workflow::Close,
+                    "reopen" => Workflow::Reopen,
                     other => match other.strip_prefix("change:").map(str::parse) {
                         Some(Ok(n)) => Workflow::Change(n),
                         _ => return Err(unknown()),
@@ -247,6 +299,16 @@ impl FromStr for StepKey {
                 "gave_up" => StepKey::GaveUp(bg(rest)?),
                 "recovered" => StepKey::Recovered(bg(rest)?),
                 "bookmark" => StepKey::Bookmark(bg(rest)?),
+                "follow_up_post" => StepKey::FollowUpPost(number(rest)?),
+                "review_post" => StepKey::ReviewPost(millis(rest)?),
+                "review_dm" => {
+                    let (ms, user) = rest.split_once(':').ok_or_else(unknown)?;
+                    if user.is_empty() {
+                        return Err(unknown());
+                    }
+                    StepKey::ReviewDm(millis(ms)?, crate::incident::UserId::from(user))
+                }
+                "follow_up_dm" => StepKey::FollowUpDm(number(rest)?),
                 _ => return Err(unknown()),
             });
         }
@@ -261,6 +323,10 @@ impl FromStr for StepKey {
             "resolve_topic" => StepKey::ResolveTopic,
             "resolve_summary" => StepKey::ResolveSummary,
             "resolution" => StepKey::Resolution,
+            "close_post" => StepKey::ClosePost,
+            "archive" => StepKey::Archive,
+            "archive_refused" => StepKey::ArchiveRefused,
+            "reopen_post" => StepKey::ReopenPost,
             other => StepKey::Background(bg(other)?),
         })
     }
@@ -294,9 +360,21 @@ mod tests {
             StepKey::Change(3, ChangePart::Topic),
             StepKey::Change(3, ChangePart::Summary),
             StepKey::Change(3, ChangePart::AnnounceEdit(c.clone())),
-            StepKey::Change(3, ChangePart::AnnounceReply(c)),
+            StepKey::Change(3, ChangePart::AnnounceReply(c.clone())),
             StepKey::Change(3, ChangePart::Dm),
             StepKey::Change(3, ChangePart::Page),
+            StepKey::Workflow(Workflow::FollowUp(2)),
+            StepKey::FollowUpPost(3),
+            StepKey::FollowUpDm(12),
+            StepKey::Workflow(Workflow::Close),
+            StepKey::Workflow(Workflow::Reopen),
+            StepKey::ClosePost,
+            StepKey::Archive,
+            StepKey::ArchiveRefused,
+            StepKey::ReopenPost,
+            StepKey::Workflow(Workflow::Review(1_796_000_000_000)),
+            StepKey::ReviewPost(1_796_000_000_000),
+            StepKey::ReviewDm(1_796_000_000_000, "U0BOB".into()),
         ];
         for b in Background::ALL {
             keys.extend([
@@ -340,6 +418,9 @@ mod tests {
             "change:1",
             "change:1:wave",
             "change:1:announce_edit:",
+            "follow_up_post:",
+            "follow_up_post:0",
+            "follow_up_dm:x",
         ] {
             assert!(bad.parse::<StepKey>().is_err(), "{bad}");
         }

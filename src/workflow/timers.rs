@@ -7,7 +7,8 @@
 //!
 //! Kinds today: [`TimerKind::Resume`], set when another process held a workflow's lease; when
 //! it fires and the workflow still has work left, this process takes it over (the other one
-//! died, or it finished and there is nothing to do).
+//! died, or it finished and there is nothing to do); and [`TimerKind::Review`], an incident's
+//! next review reminder (see `workflow::review`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -38,6 +39,8 @@ pub enum TimerKind {
     Resume(Workflow),
     /// Nudge the commander if the incident still has no recent status update.
     Nudge,
+    /// The incident's next review reminder (decided when it fires: see `workflow::review`).
+    Review,
 }
 
 impl fmt::Display for TimerKind {
@@ -45,6 +48,7 @@ impl fmt::Display for TimerKind {
         match self {
             TimerKind::Resume(w) => write!(f, "resume:{w}"),
             TimerKind::Nudge => f.write_str("nudge"),
+            TimerKind::Review => f.write_str("review"),
         }
     }
 }
@@ -55,6 +59,9 @@ impl FromStr for TimerKind {
     fn from_str(s: &str) -> Result<TimerKind> {
         if s == "nudge" {
             return Ok(TimerKind::Nudge);
+        }
+        if s == "review" {
+            return Ok(TimerKind::Review);
         }
         let w = match s.strip_prefix("resume:") {
             Some("declare") => Workflow::Declare,
@@ -148,6 +155,7 @@ async fn fire(runner: &Arc<Runner>, id: IncidentId, kind: TimerKind) -> Result<F
             Ok(Fired::Started)
         }
         TimerKind::Nudge => super::nudges::fire(runner, id).await,
+        TimerKind::Review => super::review::fire(runner, id).await,
     }
 }
 
@@ -199,6 +207,7 @@ mod tests {
             let k = TimerKind::Resume(w);
             assert_eq!(k.to_string().parse::<TimerKind>().unwrap(), k);
         }
+        assert_eq!("review".parse::<TimerKind>().unwrap(), TimerKind::Review);
         assert!("remind:declare".parse::<TimerKind>().is_err());
         assert!("resume:sms".parse::<TimerKind>().is_err());
     }

@@ -209,7 +209,7 @@ pub fn command_refused(e: &CommandError) -> Value {
 /// A subcommand typed outside an incident channel.
 pub fn outside_incident(command: &str) -> Value {
     ephemeral(&format!(
-        "`/incident {command}` works only inside an incident channel. Open the incident's channel and run it there, or use `/incident list` to find it."
+        "`/incident {command}` only works inside an incident channel. Open the incident's channel and run it there, or use `/incident list` to find it."
     ))
 }
 
@@ -220,6 +220,7 @@ pub fn not_open(command: &str, status: Status) -> Value {
         Status::Resolving | Status::Resolved => "is resolved",
         Status::Open => "is open",
         Status::Failed => "could not be declared",
+        Status::Closed => "is closed",
     };
     ephemeral(&format!(
         "This incident {why}, so `/incident {command}` changed nothing."
@@ -272,6 +273,7 @@ fn status_word(inc: &Incident) -> &'static str {
         Status::Declaring => "Declaring",
         Status::Resolving | Status::Resolved => "Resolved",
         Status::Failed => "Failed",
+        Status::Closed => "Closed",
     }
 }
 

@@ -1467,6 +1467,179 @@ async fn clear_calls_and_shutdown() {
     assert!(r.is_err(), "{r:?}");
 }
 
+// ---- chaos faults --------------------------------------------------------------------------
+
+/// Send one call and report whether a usable answer (status and full body) came back.
+async fn answered(slack: &FakeSlack, method: &str, body: Value) -> Option<u16> {
+    let r = client()
+        .post(format!("{}/{method}", slack.api_url()))
+        .bearer_auth(slack.bot_token())
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    r.bytes().await.ok()?;
+    Some(status)
+}
+
+#[tokio::test]
+async fn a_reset_loses_the_call_and_a_lost_response_keeps_its_effect() {
+    let slack = FakeSlack::start().await;
+    slack.inject_faults(
+        "conversations.create",
+        [
+            Fault::Reset,
+            Fault::ApplyThenReset,
+            Fault::ApplyThenStatus(500),
+        ],
+    );
+    // Reset: no answer, no channel.
+    assert_eq!(
+        answered(&slack, "conversations.create", json!({"name": "r-1"})).await,
+        None
+    );
+    assert!(slack.channel_by_name("r-1").is_none());
+    // Performed, then the connection drops: the channel exists, the client saw nothing usable.
+    assert_eq!(
+        answered(&slack, "conversations.create", json!({"name": "r-2"})).await,
+        None
+    );
+    assert!(slack.channel_by_name("r-2").is_some());
+    // Performed, then a 500.
+    assert_eq!(
+        answered(&slack, "conversations.create", json!({"name": "r-3"})).await,
+        Some(500)
+    );
+    assert!(slack.channel_by_name("r-3").is_some());
+    // The calls are logged with their fault; none counts as a contract rejection.
+    let faults: Vec<_> = slack
+        .calls_to("conversations.create")
+        .into_iter()
+        .map(|c| c.fault)
+        .collect();
+    assert_eq!(
+        faults,
+        vec![
+            Some(Fault::Reset),
+            Some(Fault::ApplyThenReset),
+            Some(Fault::ApplyThenStatus(500))
+        ]
+    );
+    assert!(slack.rejected().is_empty(), "{:?}", slack.rejected());
+    // A performed-then-lost call that Slack itself would refuse is still a rejection.
+    slack.inject_fault("conversations.create", Fault::ApplyThenReset);
+    answered(&slack, "conversations.create", json!({"name": "r-2"})).await;
+    assert_eq!(
+        slack.rejected().len(),
+        1,
+        "name_taken is judged on its body"
+    );
+}
+
+#[tokio::test]
+async fn a_chaos_schedule_faults_every_method_and_its_429s_count_early_retries() {
+    use incd_fakes::chaos::{Chaos, ChaosConfig, FaultClass};
+    let slack = FakeSlack::start().await;
+    let mut cfg = ChaosConfig::all(11, 1.0);
+    cfg.classes = vec![FaultClass::RateLimited];
+    cfg.retry_after_secs = 5;
+    let chaos = Chaos::new(cfg);
+    slack.set_chaos(Some(chaos.clone()));
+    for method in ["auth.test", "chat.postMessage", "views.open"] {
+        assert_eq!(answered(&slack, method, json!({})).await, Some(429));
+    }
+    // A second call inside the 5 s window is an early retry, for each method.
+    assert_eq!(answered(&slack, "auth.test", json!({})).await, Some(429));
+    assert_eq!(slack.early_retries().len(), 1);
+    assert_eq!(chaos.injected().len(), 4);
+    // Transient ok:false codes, when drawn.
+    let mut cfg = ChaosConfig::all(12, 1.0);
+    cfg.classes = vec![FaultClass::TransientCode];
+    slack.set_chaos(Some(Chaos::new(cfg)));
+    let r = api(
+        &slack,
+        "conversations.info",
+        json!({"channel": GENERAL_CHANNEL}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        incd_fakes::chaos::SLACK_TRANSIENT_CODES.contains(&r.error()),
+        "{}",
+        r.body
+    );
+    // Disabled: served normally.
+    slack.set_chaos(None);
+    assert!(api(&slack, "auth.test", json!({})).await.ok());
+}
+
+#[tokio::test]
+async fn conversations_archive_archives_once_and_an_archived_channel_refuses_posts() {
+    let slack = FakeSlack::start().await;
+    let ch = create(&slack, "incd-archive-me").await;
+    post(&slack, &ch, "before").await;
+    let r = api(&slack, "conversations.archive", json!({ "channel": ch })).await;
+    assert!(r.ok(), "{}", r.body);
+    assert!(slack.channel(&ch).unwrap().is_archived);
+    assert_eq!(
+        api_err(&slack, "conversations.archive", json!({ "channel": ch })).await,
+        "already_archived"
+    );
+    assert_eq!(
+        api_err(
+            &slack,
+            "chat.postMessage",
+            json!({ "channel": ch, "text": "after" })
+        )
+        .await,
+        "is_archived"
+    );
+    assert_eq!(
+        api_err(
+            &slack,
+            "conversations.archive",
+            json!({ "channel": GENERAL_CHANNEL })
+        )
+        .await,
+        "cant_archive_general"
+    );
+    assert_eq!(
+        api_err(
+            &slack,
+            "conversations.archive",
+            json!({ "channel": "C0NOPE" })
+        )
+        .await,
+        "channel_not_found"
+    );
+}
+
+#[tokio::test]
+async fn conversations_archive_needs_membership_and_can_be_restricted_to_admins() {
+    let slack = FakeSlack::start().await;
+    let other = slack.add_channel("not-ours", &[DEFAULT_USER]);
+    assert_eq!(
+        api_err(&slack, "conversations.archive", json!({ "channel": other })).await,
+        "not_in_channel"
+    );
+    let ch = create(&slack, "incd-restricted").await;
+    slack.inject_fault(
+        "conversations.archive",
+        Fault::Error("restricted_action".into()),
+    );
+    assert_eq!(
+        api_err(&slack, "conversations.archive", json!({ "channel": ch })).await,
+        "restricted_action"
+    );
+    assert!(!slack.channel(&ch).unwrap().is_archived);
+    slack.revoke_scopes(&["channels:manage", "channels:write"]);
+    assert_eq!(
+        api_err(&slack, "conversations.archive", json!({ "channel": ch })).await,
+        "missing_scope"
+    );
+}
+
 #[tokio::test]
 async fn replies_read_a_thread_reply_itself_and_permalinks_point_at_it() {
     let slack = FakeSlack::start().await;
@@ -1607,113 +1780,6 @@ async fn views_publish_takes_a_home_view_of_at_most_100_blocks_for_a_known_user(
         .await,
         "user_not_found"
     );
-}
-
-// ---- chaos faults --------------------------------------------------------------------------
-
-/// Send one call and report whether a usable answer (status and full body) came back.
-async fn answered(slack: &FakeSlack, method: &str, body: Value) -> Option<u16> {
-    let r = client()
-        .post(format!("{}/{method}", slack.api_url()))
-        .bearer_auth(slack.bot_token())
-        .json(&body)
-        .send()
-        .await
-        .ok()?;
-    let status = r.status().as_u16();
-    r.bytes().await.ok()?;
-    Some(status)
-}
-
-#[tokio::test]
-async fn a_reset_loses_the_call_and_a_lost_response_keeps_its_effect() {
-    let slack = FakeSlack::start().await;
-    slack.inject_faults(
-        "conversations.create",
-        [
-            Fault::Reset,
-            Fault::ApplyThenReset,
-            Fault::ApplyThenStatus(500),
-        ],
-    );
-    // Reset: no answer, no channel.
-    assert_eq!(
-        answered(&slack, "conversations.create", json!({"name": "r-1"})).await,
-        None
-    );
-    assert!(slack.channel_by_name("r-1").is_none());
-    // Performed, then the connection drops: the channel exists, the client saw nothing usable.
-    assert_eq!(
-        answered(&slack, "conversations.create", json!({"name": "r-2"})).await,
-        None
-    );
-    assert!(slack.channel_by_name("r-2").is_some());
-    // Performed, then a 500.
-    assert_eq!(
-        answered(&slack, "conversations.create", json!({"name": "r-3"})).await,
-        Some(500)
-    );
-    assert!(slack.channel_by_name("r-3").is_some());
-    // The calls are logged with their fault; none counts as a contract rejection.
-    let faults: Vec<_> = slack
-        .calls_to("conversations.create")
-        .into_iter()
-        .map(|c| c.fault)
-        .collect();
-    assert_eq!(
-        faults,
-        vec![
-            Some(Fault::Reset),
-            Some(Fault::ApplyThenReset),
-            Some(Fault::ApplyThenStatus(500))
-        ]
-    );
-    assert!(slack.rejected().is_empty(), "{:?}", slack.rejected());
-    // A performed-then-lost call that Slack itself would refuse is still a rejection.
-    slack.inject_fault("conversations.create", Fault::ApplyThenReset);
-    answered(&slack, "conversations.create", json!({"name": "r-2"})).await;
-    assert_eq!(
-        slack.rejected().len(),
-        1,
-        "name_taken is judged on its body"
-    );
-}
-
-#[tokio::test]
-async fn a_chaos_schedule_faults_every_method_and_its_429s_count_early_retries() {
-    use incd_fakes::chaos::{Chaos, ChaosConfig, FaultClass};
-    let slack = FakeSlack::start().await;
-    let mut cfg = ChaosConfig::all(11, 1.0);
-    cfg.classes = vec![FaultClass::RateLimited];
-    cfg.retry_after_secs = 5;
-    let chaos = Chaos::new(cfg);
-    slack.set_chaos(Some(chaos.clone()));
-    for method in ["auth.test", "chat.postMessage", "views.open"] {
-        assert_eq!(answered(&slack, method, json!({})).await, Some(429));
-    }
-    // A second call inside the 5 s window is an early retry, for each method.
-    assert_eq!(answered(&slack, "auth.test", json!({})).await, Some(429));
-    assert_eq!(slack.early_retries().len(), 1);
-    assert_eq!(chaos.injected().len(), 4);
-    // Transient ok:false codes, when drawn.
-    let mut cfg = ChaosConfig::all(12, 1.0);
-    cfg.classes = vec![FaultClass::TransientCode];
-    slack.set_chaos(Some(Chaos::new(cfg)));
-    let r = api(
-        &slack,
-        "conversations.info",
-        json!({"channel": GENERAL_CHANNEL}),
-    )
-    .await;
-    assert_eq!(r.status, 200);
-    assert!(
-        incd_fakes::chaos::SLACK_TRANSIENT_CODES.contains(&r.error()),
-        "{}",
-        r.body
-    );
-    // Disabled: served normally.
-    slack.set_chaos(None);
-    assert!(api(&slack, "auth.test", json!({})).await.ok());
 }
 
 #[tokio::test]
