@@ -61,6 +61,26 @@ pub fn start_resolve(runner: &Arc<Runner>, id: IncidentId) {
     }
 }
 
+/// A raised severity that pages: page now, unless a page step already ran (the same dedup key
+/// as at declare, so PagerDuty never gets two incidents). A page step that was skipped because
+/// the old severity did not page starts over.
+pub async fn page_if_never_paged(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
+    let ctx = runner.ctx();
+    if !configured(ctx, Background::Page) {
+        return Ok(());
+    }
+    let key = StepKey::Background(Background::Page).to_string();
+    match ctx.store.step(id, &key).await? {
+        Some(s) if s.state == StepState::Skipped && s.attempts == 0 => {
+            ctx.store.reset_step(id, &key).await?;
+        }
+        Some(_) => return Ok(()),
+        None => {}
+    }
+    spawn(runner, id, Background::Page);
+    Ok(())
+}
+
 /// Whether a trigger may have reached PagerDuty: the page step made at least one attempt,
 /// whatever its outcome (an answer that was lost counts).
 async fn page_may_have_gone_out(ctx: &Ctx, id: IncidentId) -> Result<bool> {

@@ -610,6 +610,7 @@ impl Runner {
         match w {
             Workflow::Declare
             | Workflow::Resolve
+            | Workflow::Change(_)
             | Workflow::Close
             | Workflow::Reopen
             | Workflow::Review(_) => {
@@ -622,6 +623,7 @@ impl Runner {
                     .context("recording the workflow's start")?;
                 match w {
                     Workflow::Declare => super::declare::run(self, id).await?,
+                    Workflow::Change(n) => super::change::run(self, id, n).await?,
                     Workflow::Resolve => super::resolve::run(self, id).await?,
                     Workflow::Close => super::close::run_close(self, id).await?,
                     Workflow::Review(ms) => super::review::run(self, id, ms).await?,
@@ -722,7 +724,7 @@ pub fn resume_plan(status: Status, pending_steps: &[String]) -> Result<Vec<Workf
         Workflow::Declare => 0,
         Workflow::Resolve => 1,
         Workflow::Close | Workflow::Reopen | Workflow::Review(_) => 2,
-        Workflow::Background(_) | Workflow::FollowUp(_) => 3,
+        Workflow::Background(_) | Workflow::FollowUp(_) | Workflow::Change(_) => 3,
     };
     wanted.sort_by_key(rank);
     Ok(wanted)
