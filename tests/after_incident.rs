@@ -664,3 +664,217 @@ async fn review_reminders_list_open_follow_ups_survive_a_restart_unrepeated_and_
     assert_unique("commander", &dm_reminders(&w, CAROL));
     w.slack.assert_no_violations();
 }
+
+// ---- the post-mortem ------------------------------------------------------------------------
+
+/// The texts of the blocks under the post-mortem section `heading` (one of incd's blue section
+/// headings), up to the next one.
+fn section(
+    page: &incd_fakes::notion::FakePage,
+    heading: &str,
+) -> Vec<incd_fakes::notion::FakeBlock> {
+    let is_marked =
+        |b: &incd_fakes::notion::FakeBlock| b.kind == "heading_2" && b.value["color"] == "blue";
+    page.blocks
+        .iter()
+        .skip_while(|b| !(is_marked(b) && b.text == heading))
+        .skip(1)
+        .take_while(|b| !is_marked(b))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_post_mortem_is_written_once_from_what_incd_recorded_even_with_a_kill_9_while_writing()
+{
+    use incd_fakes::notion::{FakeNotion, Fault as NotionFault, Schema};
+    let mut w = World::new().await;
+    let notion = FakeNotion::start().await;
+    let db = notion.add_database("Incident", Schema::incident_default());
+    w.set_env("NOTION_TOKEN", notion.token());
+    w.set_env("NOTION_DATABASE_ID", db);
+    w.set_env("NOTION_API_URL", notion.url());
+    let mut incd = w.start(1).await;
+    let ch = declared(&w, "Checkout down").await;
+    w.until("the page is created", || !notion.pages().is_empty())
+        .await;
+    let page_id = notion.pages()[0].id.clone();
+    let a = incident_command(
+        &w,
+        DEFAULT_USER,
+        &ch.id,
+        &format!("follow-up Canary deploys owner <@{BOB}> due 2027-01-15"),
+    )
+    .await;
+    assert!(a["text"].as_str().unwrap().contains("F-1"), "{a}");
+    incident_command(&w, BOB, &ch.id, "note Rolled back deploy 4512").await;
+
+    // The first append at resolve is the resolution section; the second one, the post-mortem,
+    // is applied but its answer never comes: incd is killed while waiting for it.
+    notion.push_fault_on("PATCH", "/children", NotionFault::Delay(Default::default()));
+    notion.push_fault_on("PATCH", "/children", NotionFault::LoseResponse);
+    resolve_with_impact(
+        &w,
+        &ch,
+        DEFAULT_USER,
+        "Rolled back the deploy",
+        "EU customers could not pay for an hour",
+    )
+    .await;
+    w.until("the post-mortem sections are on the page", || {
+        notion
+            .page(&page_id)
+            .is_some_and(|p| p.headings().iter().any(|h| h == "Follow-ups"))
+    })
+    .await;
+    assert_eq!(notion.pending_faults(), 0);
+    incd.kill9();
+    let _incd = w.start(1).await;
+
+    // Follow-ups keep changing after resolve: the to-dos follow, nothing is added twice.
+    let a = incident_command(&w, DEFAULT_USER, &ch.id, "follow-up Rewrite checkout").await;
+    assert!(a["text"].as_str().unwrap().contains("F-2"), "{a}");
+    incident_command(&w, DEFAULT_USER, &ch.id, "done F-1").await;
+    incident_command(&w, DEFAULT_USER, &ch.id, "wontdo F-2").await;
+    w.until("the to-dos follow the follow-ups", || {
+        let Some(page) = notion.page(&page_id) else {
+            return false;
+        };
+        let todos = section(&page, "Follow-ups");
+        todos.len() == 2
+            && todos[0].value["checked"] == true
+            && todos[1].value["checked"] == false
+            && todos[1].text == "F-2 Rewrite checkout (won't do)"
+            && todos[1].value["rich_text"][0]["annotations"]["strikethrough"] == true
+    })
+    .await;
+
+    // Close: the review section is added, with the notes.
+    close(&w, &ch, DEFAULT_USER, "All follow-ups tracked").await;
+    w.until("the review section is on the page", || {
+        notion
+            .page(&page_id)
+            .is_some_and(|p| p.headings().iter().any(|h| h == "Review and close"))
+    })
+    .await;
+
+    let page = notion.page(&page_id).unwrap();
+    let marked: Vec<String> = page
+        .blocks
+        .iter()
+        .filter(|b| b.kind == "heading_2" && b.value["color"] == "blue")
+        .map(|b| b.text.clone())
+        .collect();
+    assert_eq!(
+        marked,
+        [
+            "Abstract",
+            "Key facts",
+            "People",
+            "Timeline",
+            "Impact",
+            "What went wrong",
+            "What went well",
+            "Where we got lucky",
+            "Follow-ups",
+            "Review and close"
+        ],
+        "every section once, in order"
+    );
+    let texts =
+        |h: &str| -> Vec<String> { section(&page, h).iter().map(|b| b.text.clone()).collect() };
+
+    let abs = texts("Abstract");
+    assert!(abs.iter().any(|t| t == "Rolled back the deploy"), "{abs:?}");
+    assert!(
+        abs.iter()
+            .any(|t| t.starts_with("Severity SEV2 · Duration ") && t.ends_with("Resolved")),
+        "{abs:?}"
+    );
+    let facts = texts("Key facts").join("\n");
+    assert!(
+        facts.contains("Declared: ") && facts.contains("Resolved: "),
+        "{facts}"
+    );
+    assert!(facts.contains(&format!("Channel: #{}", ch.name)), "{facts}");
+
+    let people = section(&page, "People");
+    assert!(people.iter().all(|b| b.kind == "bulleted_list_item"));
+    let people: Vec<String> = people.iter().map(|b| b.text.clone()).collect();
+    let label_of = |user: &str| -> String {
+        people
+            .iter()
+            .find(|p| p.ends_with(&format!(": {user}")))
+            .and_then(|p| p.split(": ").next())
+            .unwrap_or_else(|| panic!("{user} is labelled: {people:?}"))
+            .to_string()
+    };
+    let (alice_label, bob_label) = (label_of(DEFAULT_USER), label_of(BOB));
+    assert_ne!(alice_label, bob_label);
+
+    let timeline = texts("Timeline");
+    let stamp = regex_lite_stamp();
+    assert!(timeline.len() >= 3, "{timeline:?}");
+    for line in &timeline {
+        assert!(stamp(line), "date and UTC time first: {line}");
+        for who in [DEFAULT_USER, BOB, "Alice"] {
+            assert!(!line.contains(who), "{who} named in the timeline: {line}");
+        }
+    }
+    assert!(
+        timeline[0].ends_with(&format!(
+            " UTC · {alice_label}: Incident declared by {alice_label}"
+        )),
+        "{timeline:?}"
+    );
+    assert!(timeline
+        .iter()
+        .any(|l| l.contains("Post-mortem page created in Notion")));
+    assert!(
+        timeline
+            .iter()
+            .any(|l| l.ends_with(&format!(" UTC · {bob_label}: Rolled back deploy 4512"))),
+        "the note is on the post-mortem's timeline by its author's label: {timeline:?}"
+    );
+    assert!(
+        timeline
+            .last()
+            .unwrap()
+            .ends_with(&format!(": Resolved by {alice_label}")),
+        "{timeline:?}"
+    );
+
+    assert_eq!(texts("Impact"), ["EU customers could not pay for an hour"]);
+    let todos = section(&page, "Follow-ups");
+    assert_eq!(todos.len(), 2, "{todos:?}");
+    assert!(todos.iter().all(|t| t.kind == "to_do"));
+    assert_eq!(todos[0].value["checked"], true);
+    assert_eq!(
+        todos[0].text,
+        format!("F-1 Canary deploys · owner {bob_label} · due 2027-01-15")
+    );
+    let review = texts("Review and close").join("\n");
+    assert!(review.contains("Closed: ") && review.contains("Review held on: 2026-12-01"));
+    assert!(review.contains("All follow-ups tracked"), "{review}");
+
+    assert!(notion.rejected().is_empty(), "{:?}", notion.rejected());
+    w.slack.assert_no_violations();
+}
+
+/// `2026-12-02 14:05 UTC · …`
+fn regex_lite_stamp() -> impl Fn(&str) -> bool {
+    |line: &str| {
+        let b = line.as_bytes();
+        line.len() > 22
+            && line.is_char_boundary(20)
+            && line[..20].chars().enumerate().all(|(i, c)| match i {
+                4 | 7 => c == '-',
+                10 | 16 => c == ' ',
+                13 => c == ':',
+                17..=19 => true,
+                _ => c.is_ascii_digit(),
+            })
+            && &line[16..20] == " UTC"
+            && b[20] == b' '
+    }
+}

@@ -101,8 +101,12 @@ pub async fn on_command(
             let app = app.clone();
             let id = inc.id;
             let n = added.0.number;
-            Ok(Handled::reply(Some(ui::follow_up_added(&added.0)))
-                .then(move || app.start(id, Workflow::FollowUp(n))))
+            Ok(
+                Handled::reply(Some(ui::follow_up_added(&added.0))).then(move || {
+                    app.start(id, Workflow::FollowUp(n));
+                    sync_post_mortem(&app, id);
+                }),
+            )
         }
         IncidentCommand::FollowUps => {
             let all = ctx
@@ -168,6 +172,7 @@ async fn close_and_answer(
 /// What follows a follow-up's change: the pinned summary's count, unless the channel was
 /// archived (an archived channel's messages cannot change).
 fn after_change(app: &Arc<Runner>, id: IncidentId) {
+    sync_post_mortem(app, id);
     let r = app.clone();
     app.spawn_tracked(async move {
         let ctx = r.ctx();
@@ -185,6 +190,20 @@ fn after_change(app: &Arc<Runner>, id: IncidentId) {
         }
         if let Err(e) = crate::workflow::summary::refresh(ctx, id).await {
             tracing::error!(error = format!("{e:#}"), "could not refresh the summary");
+        }
+    });
+}
+
+/// The post-mortem's to-dos follow the change (after resolve; see
+/// [`integrations::sync_follow_ups`](crate::workflow::integrations::sync_follow_ups)).
+fn sync_post_mortem(app: &Arc<Runner>, id: IncidentId) {
+    let r = app.clone();
+    app.spawn_tracked(async move {
+        if let Err(e) = crate::workflow::integrations::sync_follow_ups(&r, id).await {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "could not start the post-mortem's follow-up update"
+            );
         }
     });
 }

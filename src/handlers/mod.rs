@@ -10,9 +10,11 @@
 //! error chain once and acks with the plain words the failure carries for the person.
 
 pub mod close;
+pub mod command;
 pub mod declare;
 pub mod events;
 pub mod follow_up;
+pub mod lifecycle;
 pub mod resolve;
 pub mod retry;
 
@@ -96,11 +98,7 @@ async fn dispatch(
                     return Handled::default();
                 }
                 match c.command.as_str() {
-                    DECLARE_COMMAND => match follow_up::parse(app, &c.text) {
-                        // The after-the-incident subcommands (issue 12); everything else declares.
-                        Some(parsed) => after_incident(app, c, parsed, received).await,
-                        None => declare::on_command(app, c, received),
-                    },
+                    DECLARE_COMMAND => command::on_command(app, c, received).await,
                     RESOLVE_COMMAND => resolve::on_command(app, c, received).await,
                     other => Ok(Handled::reply(Some(ui::unknown_command(other)))),
                 }
@@ -108,6 +106,8 @@ async fn dispatch(
             Inbound::ViewSubmission(v) => match v.view.callback_id.as_str() {
                 ui::DECLARE_CALLBACK => declare::on_submit(app, v).await,
                 ui::RESOLVE_CALLBACK => resolve::on_submit(app, v).await,
+                ui::lifecycle::UPDATE_CALLBACK => lifecycle::on_update_submit(app, v).await,
+                ui::lifecycle::ROLES_CALLBACK => lifecycle::on_roles_submit(app, v).await,
                 ui::CLOSE_CALLBACK => close::on_submit(app, v).await,
                 other => {
                     tracing::info!(callback_id = other, "unknown view submitted; closing it");
@@ -118,6 +118,10 @@ async fn dispatch(
             Inbound::BlockAction(a) if !first_delivery(app, "action", &a.trigger_id).await => {
                 tracing::info!("redelivered button press dropped");
                 Ok(Handled::default())
+            }
+            Inbound::BlockAction(a) if lifecycle::is_nudge(&a) => lifecycle::on_nudge_actions(app, a),
+            Inbound::BlockAction(a) if lifecycle::is_home_declare(&a) => {
+                lifecycle::on_home_declare(app, a)
             }
             Inbound::BlockAction(a)
                 if a
@@ -141,7 +145,7 @@ async fn dispatch(
                     .unwrap_or_else(|p| p.into_inner())
                     .first_time(&e.event_id)
                     && first_delivery(app, "event", &e.event_id).await;
-                events::on_event(e, first)
+                events::on_event(app, e, first)
             }
             Inbound::Shortcut(s) => {
                 tracing::debug!(callback_id = %s.callback_id, "shortcut ignored");

@@ -16,6 +16,7 @@ use crate::incident::ids::{ChannelId, MessageTs, UserId};
 pub enum Method {
     AuthTest,
     ViewsOpen,
+    ViewsPublish,
     ConversationsCreate,
     ConversationsInvite,
     ConversationsSetTopic,
@@ -24,8 +25,11 @@ pub enum Method {
     ConversationsInfo,
     UsersConversations,
     ConversationsHistory,
+    ConversationsReplies,
+    ChatGetPermalink,
     ChatPostMessage,
     ChatUpdate,
+    ChatPostEphemeral,
     PinsAdd,
     BookmarksAdd,
     ConversationsArchive,
@@ -36,6 +40,7 @@ impl Method {
     pub const ALL: &'static [Method] = &[
         Method::AuthTest,
         Method::ViewsOpen,
+        Method::ViewsPublish,
         Method::ConversationsCreate,
         Method::ConversationsInvite,
         Method::ConversationsSetTopic,
@@ -44,8 +49,11 @@ impl Method {
         Method::ConversationsInfo,
         Method::UsersConversations,
         Method::ConversationsHistory,
+        Method::ConversationsReplies,
+        Method::ChatGetPermalink,
         Method::ChatPostMessage,
         Method::ChatUpdate,
+        Method::ChatPostEphemeral,
         Method::PinsAdd,
         Method::BookmarksAdd,
         Method::ConversationsArchive,
@@ -56,6 +64,7 @@ impl Method {
         match self {
             Method::AuthTest => "auth.test",
             Method::ViewsOpen => "views.open",
+            Method::ViewsPublish => "views.publish",
             Method::ConversationsCreate => "conversations.create",
             Method::ConversationsInvite => "conversations.invite",
             Method::ConversationsSetTopic => "conversations.setTopic",
@@ -64,13 +73,25 @@ impl Method {
             Method::ConversationsInfo => "conversations.info",
             Method::UsersConversations => "users.conversations",
             Method::ConversationsHistory => "conversations.history",
+            Method::ConversationsReplies => "conversations.replies",
+            Method::ChatGetPermalink => "chat.getPermalink",
             Method::ChatPostMessage => "chat.postMessage",
             Method::ChatUpdate => "chat.update",
+            Method::ChatPostEphemeral => "chat.postEphemeral",
             Method::PinsAdd => "pins.add",
             Method::BookmarksAdd => "bookmarks.add",
             Method::ConversationsArchive => "conversations.archive",
         }
     }
+}
+
+/// A message read back from Slack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadMessage {
+    pub text: String,
+    /// The author (absent for messages from bots without a user and from webhooks).
+    pub user: Option<UserId>,
+    pub bot_id: Option<String>,
 }
 
 /// `event_type` of the metadata incd attaches to its messages, to find them again.
@@ -314,6 +335,82 @@ impl SlackApi {
         .map(|_| ())
     }
 
+    /// One message, whether top level or a reply in a thread: `conversations.replies` with the
+    /// message's own ts (`conversations.history` only sees top-level messages). `None` when Slack
+    /// says the message is gone (`thread_not_found`).
+    pub async fn read_message(
+        &self,
+        channel: &ChannelId,
+        ts: &MessageTs,
+    ) -> Result<Option<ReadMessage>, SlackError> {
+        let resp = match self
+            .form(
+                Method::ConversationsReplies,
+                &[
+                    ("channel", channel.as_str()),
+                    ("ts", ts.as_str()),
+                    ("limit", "1"),
+                    ("inclusive", "true"),
+                ],
+            )
+            .await
+        {
+            Err(e) if e.is_code("thread_not_found") => return Ok(None),
+            r => r?,
+        };
+        let found = resp
+            .get("messages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|m| m.get("ts").and_then(Value::as_str) == Some(ts.as_str()))
+            .map(|m| ReadMessage {
+                text: str_of(m, &["text"]).unwrap_or_default().to_string(),
+                user: str_of(m, &["user"]).map(UserId::from),
+                bot_id: str_of(m, &["bot_id"]).map(String::from),
+            });
+        Ok(found)
+    }
+
+    /// `chat.getPermalink` of a message.
+    pub async fn permalink(
+        &self,
+        channel: &ChannelId,
+        ts: &MessageTs,
+    ) -> Result<String, SlackError> {
+        let resp = self
+            .form(
+                Method::ChatGetPermalink,
+                &[("channel", channel.as_str()), ("message_ts", ts.as_str())],
+            )
+            .await?;
+        Ok(str_of(&resp, &["permalink"])
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// `views.publish`: a person's Home tab.
+    pub async fn publish_home(&self, user: &UserId, view: Value) -> Result<(), SlackError> {
+        self.json(Method::ViewsPublish, json!({"user_id": user, "view": view}))
+            .await
+            .map(|_| ())
+    }
+
+    /// `chat.postEphemeral`: text only `user` sees in `channel` (they must be a member).
+    pub async fn post_ephemeral(
+        &self,
+        channel: &ChannelId,
+        user: &UserId,
+        text: &str,
+    ) -> Result<(), SlackError> {
+        self.json(
+            Method::ChatPostEphemeral,
+            json!({"channel": channel, "user": user, "text": text}),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `chat.update` of a message's text and blocks.
     pub async fn update(
         &self,
@@ -425,6 +522,7 @@ mod tests {
             let listed = match m {
                 Method::AuthTest
                 | Method::ViewsOpen
+                | Method::ViewsPublish
                 | Method::ConversationsCreate
                 | Method::ConversationsInvite
                 | Method::ConversationsSetTopic
@@ -433,15 +531,18 @@ mod tests {
                 | Method::ConversationsInfo
                 | Method::UsersConversations
                 | Method::ConversationsHistory
+                | Method::ConversationsReplies
+                | Method::ChatGetPermalink
                 | Method::ChatPostMessage
                 | Method::ChatUpdate
+                | Method::ChatPostEphemeral
                 | Method::PinsAdd
                 | Method::BookmarksAdd
                 | Method::ConversationsArchive => true,
             };
             assert!(listed);
         }
-        assert_eq!(Method::ALL.len(), 15);
+        assert_eq!(Method::ALL.len(), 19);
         assert_eq!(Method::ChatPostMessage.name(), "chat.postMessage");
     }
 }

@@ -36,6 +36,8 @@ pub async fn run_close(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
     if inc.status != Status::Closed {
         return Ok(());
     }
+    // The post-mortem records the closing time and the review notes (its own workflow).
+    integrations::start_close(runner, id);
     let Some(channel) = inc.channel_id.clone() else {
         return Ok(());
     };

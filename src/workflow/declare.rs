@@ -113,6 +113,7 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
     e.context("reply to the reporter")?;
 
     ctx.store.transition(id, Transition::Declared).await?;
+    super::nudges::schedule(runner, id).await?;
     tracing::info!(incident = %inc.name, channel = %channel, "incident declared");
     Ok(())
 }

@@ -11,10 +11,15 @@
 //! On start, [`runner::Runner::resume_all`] picks up every unfinished workflow; [`timers`] fires
 //! durable timers.
 
+pub mod capture;
+pub mod change;
 pub mod close;
 pub mod declare;
 pub mod follow_ups;
+pub mod home;
 pub mod integrations;
+pub mod nudges;
+pub mod postmortem;
 pub mod resolve;
 pub mod review;
 pub mod runner;

@@ -432,6 +432,12 @@ impl Runner {
         self.lock(id, "pagerduty").await
     }
 
+    /// Serialises the post-mortem writers of one incident (resolve, close): each reads the page
+    /// and appends what is missing, so two at once could both append the same section.
+    pub async fn lock_postmortem(&self, id: IncidentId) -> OwnedMutexGuard<()> {
+        self.lock(id, "postmortem").await
+    }
+
     async fn lock(&self, id: IncidentId, what: &'static str) -> OwnedMutexGuard<()> {
         let m = {
             let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
@@ -610,6 +616,7 @@ impl Runner {
         match w {
             Workflow::Declare
             | Workflow::Resolve
+            | Workflow::Change(_)
             | Workflow::Close
             | Workflow::Reopen
             | Workflow::Review(_) => {
@@ -622,6 +629,7 @@ impl Runner {
                     .context("recording the workflow's start")?;
                 match w {
                     Workflow::Declare => super::declare::run(self, id).await?,
+                    Workflow::Change(n) => super::change::run(self, id, n).await?,
                     Workflow::Resolve => super::resolve::run(self, id).await?,
                     Workflow::Close => super::close::run_close(self, id).await?,
                     Workflow::Review(ms) => super::review::run(self, id, ms).await?,
@@ -722,7 +730,7 @@ pub fn resume_plan(status: Status, pending_steps: &[String]) -> Result<Vec<Workf
         Workflow::Declare => 0,
         Workflow::Resolve => 1,
         Workflow::Close | Workflow::Reopen | Workflow::Review(_) => 2,
-        Workflow::Background(_) | Workflow::FollowUp(_) => 3,
+        Workflow::Background(_) | Workflow::FollowUp(_) | Workflow::Change(_) => 3,
     };
     wanted.sort_by_key(rank);
     Ok(wanted)

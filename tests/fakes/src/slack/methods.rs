@@ -428,6 +428,8 @@ pub(crate) fn dispatch(st: &mut State, method: &str, a: &Args, now: Instant) -> 
         "conversations.join" => conv_join(st, a),
         "conversations.info" => conv_info(st, a),
         "conversations.history" => conv_history(st, a),
+        "conversations.replies" => conv_replies(st, a),
+        "chat.getPermalink" => chat_get_permalink(st, a),
         "users.conversations" => users_conversations(st, a),
         "chat.postMessage" => chat_post_message(st, a),
         "chat.update" => chat_update(st, a),
@@ -437,6 +439,7 @@ pub(crate) fn dispatch(st: &mut State, method: &str, a: &Args, now: Instant) -> 
         "views.open" => views_open_or_push(st, a, now, false),
         "views.push" => views_open_or_push(st, a, now, true),
         "views.update" => views_update(st, a),
+        "views.publish" => views_publish(st, a),
         other => Err(e("unknown_method").with("req_method", json!(other))),
     }
 }
@@ -755,6 +758,81 @@ fn conv_history(st: &mut State, a: &Args) -> Reply {
     Ok(out)
 }
 
+/// At most this many messages per `conversations.replies` call for non-Marketplace apps.
+const REPLIES_MAX: usize = 15;
+
+fn conv_replies(st: &mut State, a: &Args) -> Reply {
+    let i = visible(st, a.nonempty("channel")?)?;
+    require_type_scope(
+        st,
+        &st.channels[i],
+        &["channels:history"],
+        &["groups:history"],
+        &["im:history"],
+    )?;
+    require_member(st, i)?;
+    let ts = a.nonempty("ts")?.ok_or_else(|| e("invalid_arguments"))?;
+    if parse_ts(ts).is_none() {
+        return Err(e("invalid_ts"));
+    }
+    let limit = limit_arg(a)?.min(REPLIES_MAX);
+    let offset = cursor_arg(a)?;
+    let with_md = a.boolean("include_all_metadata")?.unwrap_or(false);
+    let c = &st.channels[i];
+    let m = c
+        .messages
+        .iter()
+        .find(|m| m.ts == ts)
+        .ok_or_else(|| e("thread_not_found"))?;
+    // The ts of a reply gives that reply alone; a parent (or an unthreaded message) gives itself
+    // followed by its replies, oldest first.
+    let msgs: Vec<&Message> = match &m.thread_ts {
+        Some(parent) if parent != &m.ts => vec![m],
+        _ => std::iter::once(m)
+            .chain(
+                c.messages
+                    .iter()
+                    .filter(|r| r.ts != m.ts && r.thread_ts.as_deref() == Some(&m.ts)),
+            )
+            .collect(),
+    };
+    let total = msgs.len();
+    let page: Vec<Value> = msgs
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|m| m.to_json(with_md))
+        .collect();
+    let has_more = offset + page.len() < total;
+    let mut out = json!({ "messages": page, "has_more": has_more });
+    if has_more {
+        out["response_metadata"] = json!({ "next_cursor": encode_cursor(offset + page.len()) });
+    }
+    Ok(out)
+}
+
+fn chat_get_permalink(st: &mut State, a: &Args) -> Reply {
+    let i = visible(st, a.nonempty("channel")?)?;
+    let ts = a
+        .nonempty("message_ts")?
+        .ok_or_else(|| e("message_not_found"))?;
+    let c = &st.channels[i];
+    let m = c
+        .messages
+        .iter()
+        .find(|m| m.ts == ts)
+        .ok_or_else(|| e("message_not_found"))?;
+    let mut link = format!(
+        "https://{TEAM_DOMAIN}.slack.com/archives/{}/p{}",
+        c.id,
+        m.ts.replace('.', "")
+    );
+    if let Some(parent) = m.thread_ts.as_ref().filter(|p| **p != m.ts) {
+        link.push_str(&format!("?thread_ts={parent}&cid={}", c.id));
+    }
+    Ok(json!({ "channel": c.id, "permalink": link }))
+}
+
 fn users_conversations(st: &mut State, a: &Args) -> Reply {
     let types_s = a.nonempty("types")?.unwrap_or("public_channel");
     let mut types = Vec::new();
@@ -809,6 +887,9 @@ fn resolve_post_channel(st: &mut State, arg: &str) -> Result<usize, ApiError> {
         return Ok(i);
     }
     if arg.starts_with('U') || arg.starts_with('W') {
+        if !st.cfg.messages_tab_enabled {
+            return Err(e("messages_tab_disabled"));
+        }
         if st.user(arg).is_some_and(|u| !u.deleted) {
             return Ok(st.im_with(arg));
         }
@@ -1306,6 +1387,36 @@ fn views_open_or_push(st: &mut State, a: &Args, now: Instant, push: bool) -> Rep
     let j = v.json.clone();
     st.views.push(v);
     st.stacks.push(vec![id]);
+    Ok(json!({ "view": j }))
+}
+
+fn views_publish(st: &mut State, a: &Args) -> Reply {
+    let user = a
+        .nonempty("user_id")?
+        .ok_or_else(|| ApiError::missing("user_id"))?
+        .to_string();
+    if st.user(&user).is_none_or(|u| u.deleted) {
+        return Err(e("user_not_found"));
+    }
+    let v = match a.raw("view") {
+        None => return Err(ApiError::missing("view")),
+        Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|_| {
+            ApiError::invalid_args("[ERROR] failed to parse view JSON [json-pointer:/view]")
+        })?,
+        Some(v) => v.clone(),
+    };
+    if serde_json::to_string(&v).map(|s| s.len()).unwrap_or(0) > MAX_VIEW_BYTES {
+        return Err(e("view_too_large"));
+    }
+    let errs = blocks::check_home(&v, "/view");
+    if !errs.is_empty() {
+        return Err(ApiError::messages("invalid_arguments", errs));
+    }
+    let id = format!("V{}", st.short_id());
+    let mut j = v.clone();
+    j["id"] = json!(id);
+    j["team_id"] = json!(TEAM_ID);
+    st.home_views.push((user, v));
     Ok(json!({ "view": j }))
 }
 
