@@ -84,6 +84,15 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     );
     let ctx = Arc::new(build_ctx(settings).await?);
     let runner = Runner::new(ctx.clone(), ctx.settings.instance.clone());
+    // Before the socket opens: a submission handled meanwhile claims leases under the same
+    // owner name, which must not be taken for the previous run's. A database that fails here
+    // leaves them to expire; the once-a-minute rescan then resumes their work.
+    if let Err(e) = runner.free_previous_leases().await {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "could not free the previous run's leases; their work resumes once they expire"
+        );
+    }
 
     // Connect at once; the token check below runs while the socket opens. The socket has its
     // own Slack client (its own pool and rate gates): `apps.connections.open` uses the app

@@ -171,7 +171,7 @@ pub(super) fn kind_json(kind: &EntryKind) -> String {
     serde_json::to_string(kind).unwrap_or_default()
 }
 
-fn capture_source(message_ts: &str) -> String {
+pub(super) fn capture_source(message_ts: &str) -> String {
     format!("msg:{message_ts}")
 }
 
@@ -186,6 +186,9 @@ impl Store {
         describe: impl FnOnce(&Applied) -> String + Send + 'static,
         marker: impl FnOnce(u32) -> String + Send + 'static,
     ) -> Result<ChangeRecorded> {
+        if let Some(pg) = self.pg() {
+            return pg.record_change(new, describe, marker).await;
+        }
         let NewChange {
             incident: id,
             key,
@@ -294,6 +297,9 @@ impl Store {
 
     /// A recorded change by its number.
     pub async fn change(&self, seq: u32) -> Result<Option<ChangeRecord>> {
+        if let Some(pg) = self.pg() {
+            return pg.change(seq).await;
+        }
         self.with(Lane::General, move |c| {
             let row: Option<(i64, String, String, String)> = c
                 .prepare_cached(
@@ -329,6 +335,9 @@ impl Store {
         kind: EntryKind,
         text: String,
     ) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.add_entry(id, source_key, at, author, kind, text).await;
+        }
         self.with(Lane::Intent, move |c| {
             let n = c
                 .prepare_cached(
@@ -351,6 +360,9 @@ impl Store {
 
     /// The timeline of an incident, oldest first (entries with the same time in recorded order).
     pub async fn timeline_entries(&self, id: IncidentId) -> Result<Vec<StoredEntry>> {
+        if let Some(pg) = self.pg() {
+            return pg.timeline_entries(id).await;
+        }
         self.with(Lane::General, move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT at, author, kind, text FROM timeline WHERE incident_id = ?1 \
@@ -387,6 +399,9 @@ impl Store {
         message_ts: String,
         holder: String,
     ) -> Result<Captured> {
+        if let Some(pg) = self.pg() {
+            return pg.capture_hold(id, message_ts, holder).await;
+        }
         self.with(Lane::General, move |c| {
             let tx = write_tx(c)?;
             let before: i64 = tx
@@ -418,6 +433,9 @@ impl Store {
         message_ts: String,
         holder: String,
     ) -> Result<Captured> {
+        if let Some(pg) = self.pg() {
+            return pg.capture_release(id, message_ts, holder).await;
+        }
         self.with(Lane::General, move |c| {
             let tx = write_tx(c)?;
             let n = tx
@@ -445,6 +463,9 @@ impl Store {
 
     /// Whether a message is still held by anyone.
     pub async fn capture_held(&self, id: IncidentId, message_ts: String) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.capture_held(id, message_ts).await;
+        }
         self.with(Lane::General, move |c| {
             let n: i64 = c
                 .prepare_cached(
@@ -466,6 +487,11 @@ impl Store {
         kind: EntryKind,
         text: String,
     ) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg
+                .add_captured_entry(id, message_ts, at, author, kind, text)
+                .await;
+        }
         self.with(Lane::General, move |c| {
             let tx = write_tx(c)?;
             let held: i64 = tx
@@ -507,6 +533,11 @@ impl Store {
         kind: EntryKind,
         text: String,
     ) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg
+                .fill_captured_entry(id, message_ts, at, author, kind, text)
+                .await;
+        }
         self.with(Lane::General, move |c| {
             let n = c
                 .prepare_cached(
@@ -531,6 +562,9 @@ impl Store {
         &self,
         id: IncidentId,
     ) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+        if let Some(pg) = self.pg() {
+            return pg.nudge_state(id).await;
+        }
         self.with(Lane::General, move |c| {
             let row: Option<(Option<String>, Option<String>)> = c
                 .prepare_cached(
@@ -555,6 +589,9 @@ impl Store {
         previous: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
     ) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.record_nudge(id, previous, at).await;
+        }
         self.with(Lane::General, move |c| {
             let n = c
                 .prepare_cached(
@@ -569,6 +606,9 @@ impl Store {
 
     /// No nudges before `until` (the Snooze button).
     pub async fn snooze_nudges(&self, id: IncidentId, until: DateTime<Utc>) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.snooze_nudges(id, until).await;
+        }
         self.with(Lane::Intent, move |c| {
             c.prepare_cached("UPDATE incidents SET snoozed_until = ?2 WHERE id = ?1")?
                 .execute(params![id.0, ts(until)])?;
@@ -579,6 +619,9 @@ impl Store {
 
     /// Every open incident (declared and not resolving or resolved), oldest first.
     pub async fn open_incidents(&self) -> Result<Vec<Incident>> {
+        if let Some(pg) = self.pg() {
+            return pg.open_incidents().await;
+        }
         self.with(Lane::Intent, |c| {
             let sql = format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status = 'open' ORDER BY declared_at, id"
@@ -619,83 +662,157 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_is_applied_once_with_its_entry_and_marker() {
-        let s = Store::in_memory().unwrap();
-        let id = open(&s).await;
-        let req = ChangeRequest::Role {
-            role: Role::Ops,
-            user: Some(UserId::from("U9")),
-        };
-        let r = s
-            .record_change(new(id, req.clone(), t(5)), describe, |n| {
-                format!("workflow:change:{n}")
-            })
-            .await
-            .unwrap();
-        let ChangeRecorded::Started(rec) = r else {
-            panic!("{r:?}")
-        };
-        let again = s
-            .record_change(new(id, req, t(6)), describe, |n| {
-                format!("workflow:change:{n}")
-            })
-            .await
-            .unwrap();
-        assert_eq!(again, ChangeRecorded::Duplicate);
-        let inc = s.incident(id).await.unwrap().unwrap();
-        assert_eq!(inc.roles.holder(Role::Ops), Some(&UserId::from("U9")));
-        assert_eq!(inc.roles.holder(Role::Commander), Some(&UserId::from("U1")));
-        assert_eq!(s.change(rec.seq).await.unwrap().unwrap(), rec);
-        assert_eq!(
-            s.pending_steps(id).await.unwrap(),
-            vec![format!("workflow:change:{}", rec.seq)]
-        );
-        let entries = s.timeline_entries(id).await.unwrap();
-        assert_eq!(entries.len(), 2, "declared and the role change");
-        assert_eq!(entries[1].author, Some(UserId::from("U1")));
+        crate::store::tests::each_backend(|s| async move {
+            let id = open(&s).await;
+            let req = ChangeRequest::Role {
+                role: Role::Ops,
+                user: Some(UserId::from("U9")),
+            };
+            let r = s
+                .record_change(new(id, req.clone(), t(5)), describe, |n| {
+                    format!("workflow:change:{n}")
+                })
+                .await
+                .unwrap();
+            let ChangeRecorded::Started(rec) = r else {
+                panic!("{r:?}")
+            };
+            let again = s
+                .record_change(new(id, req, t(6)), describe, |n| {
+                    format!("workflow:change:{n}")
+                })
+                .await
+                .unwrap();
+            assert_eq!(again, ChangeRecorded::Duplicate);
+            let inc = s.incident(id).await.unwrap().unwrap();
+            assert_eq!(inc.roles.holder(Role::Ops), Some(&UserId::from("U9")));
+            assert_eq!(inc.roles.holder(Role::Commander), Some(&UserId::from("U1")));
+            assert_eq!(s.change(rec.seq).await.unwrap().unwrap(), rec);
+            assert_eq!(
+                s.pending_steps(id).await.unwrap(),
+                vec![format!("workflow:change:{}", rec.seq)]
+            );
+            let entries = s.timeline_entries(id).await.unwrap();
+            assert_eq!(entries.len(), 2, "declared and the role change");
+            assert_eq!(entries[1].author, Some(UserId::from("U1")));
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn the_same_severity_changes_nothing() {
-        let s = Store::in_memory().unwrap();
-        let id = open(&s).await;
-        assert!(s.record_nudge(id, None, t(1)).await.unwrap());
-        assert!(!s.record_nudge(id, None, t(2)).await.unwrap(), "once");
-        assert_eq!(s.nudge_state(id).await.unwrap(), (Some(t(1)), None));
-        let r = s
-            .record_change(
-                new(id, ChangeRequest::Severity(Severity::from("sev1")), t(5)),
-                describe,
-                |n| n.to_string(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(r, ChangeRecorded::Unchanged);
-        assert!(s.pending_steps(id).await.unwrap().is_empty());
+        crate::store::tests::each_backend(|s| async move {
+            let id = open(&s).await;
+            assert!(s.record_nudge(id, None, t(1)).await.unwrap());
+            assert!(!s.record_nudge(id, None, t(2)).await.unwrap(), "once");
+            assert_eq!(s.nudge_state(id).await.unwrap(), (Some(t(1)), None));
+            let r = s
+                .record_change(
+                    new(id, ChangeRequest::Severity(Severity::from("sev1")), t(5)),
+                    describe,
+                    |n| n.to_string(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r, ChangeRecorded::Unchanged);
+            assert!(s.pending_steps(id).await.unwrap().is_empty());
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn a_message_held_twice_leaves_only_with_its_last_holder() {
-        let s = Store::in_memory().unwrap();
-        let id = open(&s).await;
-        let m = "1700000000.000100".to_string();
-        let hold = |h: &str| s.capture_hold(id, m.clone(), h.into());
-        assert_eq!(hold("reaction:U1").await.unwrap(), Captured::First);
-        assert_eq!(hold("reaction:U1").await.unwrap(), Captured::Same);
-        assert_eq!(hold("pin").await.unwrap(), Captured::Same);
-        let kind = EntryKind::Note;
-        assert!(s
-            .add_captured_entry(id, m.clone(), t(1), None, kind.clone(), "x".into())
-            .await
-            .unwrap());
-        assert!(!s
-            .add_captured_entry(id, m.clone(), t(1), None, kind, "x".into())
-            .await
-            .unwrap());
-        let release = |h: &str| s.capture_release(id, m.clone(), h.into());
-        assert_eq!(release("pin").await.unwrap(), Captured::Same);
-        assert_eq!(release("reaction:U2").await.unwrap(), Captured::Same);
-        assert_eq!(s.timeline_entries(id).await.unwrap().len(), 2);
-        assert_eq!(release("reaction:U1").await.unwrap(), Captured::Last);
-        assert_eq!(s.timeline_entries(id).await.unwrap().len(), 1);
+        crate::store::tests::each_backend(|s| async move {
+            let id = open(&s).await;
+            let m = "1700000000.000100".to_string();
+            let hold = |h: &str| s.capture_hold(id, m.clone(), h.into());
+            assert_eq!(hold("reaction:U1").await.unwrap(), Captured::First);
+            assert_eq!(hold("reaction:U1").await.unwrap(), Captured::Same);
+            assert_eq!(hold("pin").await.unwrap(), Captured::Same);
+            let kind = EntryKind::Note;
+            assert!(s
+                .add_captured_entry(id, m.clone(), t(1), None, kind.clone(), "x".into())
+                .await
+                .unwrap());
+            assert!(!s
+                .add_captured_entry(id, m.clone(), t(1), None, kind, "x".into())
+                .await
+                .unwrap());
+            let release = |h: &str| s.capture_release(id, m.clone(), h.into());
+            assert_eq!(release("pin").await.unwrap(), Captured::Same);
+            assert_eq!(release("reaction:U2").await.unwrap(), Captured::Same);
+            assert_eq!(s.timeline_entries(id).await.unwrap().len(), 2);
+            assert_eq!(release("reaction:U1").await.unwrap(), Captured::Last);
+            assert_eq!(s.timeline_entries(id).await.unwrap().len(), 1);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn notes_captured_text_snoozes_and_open_incidents_on_either_backend() {
+        crate::store::tests::each_backend(|s| async move {
+            let id = open(&s).await;
+            let note = |k: &str| {
+                s.add_entry(
+                    id,
+                    k.into(),
+                    t(2),
+                    Some(UserId::from("U2")),
+                    EntryKind::Note,
+                    "a note".into(),
+                )
+            };
+            assert!(note("note:T1").await.unwrap());
+            assert!(!note("note:T1").await.unwrap(), "once per source");
+            let m = "1700000000.000200".to_string();
+            assert!(!s
+                .fill_captured_entry(id, m.clone(), t(3), None, EntryKind::Note, "y".into())
+                .await
+                .unwrap());
+            assert_eq!(
+                s.capture_hold(id, m.clone(), "pin".into()).await.unwrap(),
+                Captured::First
+            );
+            assert!(s.capture_held(id, m.clone()).await.unwrap());
+            assert!(s
+                .add_captured_entry(id, m.clone(), t(1), None, EntryKind::Note, "…".into())
+                .await
+                .unwrap());
+            assert!(s
+                .fill_captured_entry(
+                    id,
+                    m.clone(),
+                    t(3),
+                    Some(UserId::from("U3")),
+                    EntryKind::Note,
+                    "said".into()
+                )
+                .await
+                .unwrap());
+            let entries = s.timeline_entries(id).await.unwrap();
+            assert_eq!(entries.len(), 3);
+            assert_eq!(entries[1].author, Some(UserId::from("U2")));
+            assert_eq!(entries[2].text, "said");
+            assert_eq!(entries[2].author, Some(UserId::from("U3")));
+            assert!(s.record_nudge(id, None, t(1)).await.unwrap());
+            assert!(s.record_nudge(id, Some(t(1)), t(4)).await.unwrap());
+            assert!(!s.record_nudge(id, Some(t(1)), t(5)).await.unwrap());
+            s.snooze_nudges(id, t(9)).await.unwrap();
+            assert_eq!(s.nudge_state(id).await.unwrap(), (Some(t(4)), Some(t(9))));
+            let req = ChangeRequest::Status {
+                status: UpdateStatus::Monitoring,
+                message: "fixed".into(),
+            };
+            let r = s
+                .record_change(new(id, req, t(6)), describe, |n| n.to_string())
+                .await
+                .unwrap();
+            assert!(matches!(r, ChangeRecorded::Started(_)), "{r:?}");
+            let open = s.open_incidents().await.unwrap();
+            assert_eq!(open.len(), 1);
+            assert_eq!(open[0].phase, UpdateStatus::Monitoring);
+            assert_eq!(open[0].last_update_at, Some(t(6)));
+        })
+        .await;
     }
 }

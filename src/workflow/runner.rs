@@ -645,9 +645,10 @@ impl Runner {
         }
     }
 
-    /// Resume every unfinished workflow of every incident (on start). Returns how many
-    /// incidents had work left.
-    pub async fn resume_all(self: &Arc<Self>) -> Result<usize> {
+    /// Free the leases this instance's previous run left (on start, before any inbound work is
+    /// taken: a lease claimed by this run must never be freed as the previous run's). Returns
+    /// how many were freed.
+    pub async fn free_previous_leases(&self) -> Result<usize> {
         let freed = self
             .ctx
             .store
@@ -660,6 +661,12 @@ impl Runner {
                 "took back the leases of this instance's previous run"
             );
         }
+        Ok(freed)
+    }
+
+    /// Resume every unfinished workflow of every incident (on start, after
+    /// [`Runner::free_previous_leases`]). Returns how many incidents had work left.
+    pub async fn resume_all(self: &Arc<Self>) -> Result<usize> {
         self.rescan().await
     }
 

@@ -14,6 +14,7 @@
 mod close;
 mod follow_ups;
 mod leases;
+mod lifecycle;
 mod timers;
 
 use std::collections::HashSet;
