@@ -1632,7 +1632,7 @@ async fn idle_memory(incd: &Incd, r: &mut Report) -> Result<(), String> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = incd
         .proc_status_bytes("VmRSS")
-        .ok_or_else(|| fail(&incd, "cannot read VmRSS"))?;
+        .ok_or_else(|| fail(incd, "cannot read VmRSS"))?;
     r.judged(
         "Memory: resident set (VmRSS) after connecting, idle 2 s",
         mib(rss_idle),
