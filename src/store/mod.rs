@@ -232,8 +232,8 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often a writer waiting for the write lock looks again.
 const BUSY_POLL: std::time::Duration = std::time::Duration::from_micros(250);
 
-/// SQLite's busy handler: called with how many times it was called for this wait; sleeps and
-/// says whether to try again. SQLite's own `busy_timeout` sleeps 1, 2, 5, 10, 15, 20 … ms between
+/// The intent lane's busy handler: called with how many times it was called for this wait;
+/// sleeps and says whether to try again. SQLite's own `busy_timeout` sleeps 1, 2, 5, 10, 15, 20 … ms between
 /// attempts, so an intent record that finds a step record's commit (well under a millisecond)
 /// holding the lock would wait 3-8 ms longer than it needs, inside a Slack ack. Polling every
 /// [`BUSY_POLL`] takes the lock within a quarter millisecond of its release.
@@ -434,7 +434,7 @@ impl Field {
 }
 
 fn configure(conn: &Connection) -> Result<()> {
-    conn.busy_handler(Some(wait_for_lock))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // Every statement is prepared once per connection and reused: parsing SQL cost more than
     // running it.
     conn.set_prepared_statement_cache_capacity(64);
@@ -518,6 +518,9 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let mut first = open_file(&path)?;
         migrate(&mut first)?;
+        // The intent lane looks for the write lock every 250 µs; the pool keeps SQLite's
+        // backoff, so that when both wait, the intent (inside an ack) gets the lock first.
+        first.busy_handler(Some(wait_for_lock))?;
         let intent = Arc::new(Mutex::new(Some(first)));
         let pool: Vec<Conn> = (0..POOL_CONNECTIONS)
             .map(|_| Arc::new(Mutex::new(None)))
