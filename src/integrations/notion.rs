@@ -29,6 +29,7 @@ use super::{
 };
 use crate::config::{NotionParent, NotionSettings};
 use crate::incident::human_duration;
+use crate::incident::postmortem as pm;
 use crate::incident::text::{clamp, clamp_utf16, one_line, split_utf16};
 
 /// Name used in errors and doctor checks.
@@ -538,6 +539,191 @@ pub fn resolution_blocks(facts: &IncidentFacts) -> Vec<Value> {
     b
 }
 
+/// Colour of the post-mortem's section headings, so the skeleton's own headings ("Impact",
+/// "Timeline") and headings people type are not mistaken for a section incd wrote.
+pub const SECTION_COLOR: &str = "blue";
+
+/// One post-mortem section as Notion blocks: its marked heading first, then its content. People
+/// are listed as "Label: Name" bullets (no tables: a table's rows must be sent inside the table
+/// block, which keeps the section appendable in plain chunks).
+pub fn section_blocks(section: &pm::Section) -> Vec<Value> {
+    let mut b = vec![text_block(
+        "heading_2",
+        plain(section.heading()),
+        &json!({ "color": SECTION_COLOR }),
+    )];
+    for block in &section.blocks {
+        b.extend(pm_block(block));
+    }
+    b
+}
+
+fn long(text: &str) -> String {
+    clamp_utf16(text, LONG_TEXT_MAX)
+}
+
+/// The rich text of a follow-up's to-do: struck through and marked when it won't be done.
+fn to_do_text(block: &pm::Block) -> Vec<Value> {
+    let line = long(&block.plain_text());
+    match block {
+        pm::Block::ToDo { wont_do: true, .. } => {
+            let line = line.trim_end_matches(" · won't do");
+            let mut rt = items(line, None, Some(&json!({ "strikethrough": true })));
+            rt.extend(hint_items(" (won't do)"));
+            rt
+        }
+        _ => plain(&line),
+    }
+}
+
+fn pm_block(block: &pm::Block) -> Vec<Value> {
+    match block {
+        pm::Block::Paragraph(t) => paragraph(plain(&long(t))),
+        pm::Block::Placeholder(t) => hint(&long(t)),
+        pm::Block::Fact { label, value, link } => {
+            let mut rt = bold(&format!("{label}: "));
+            rt.extend(items(&long(value), link.as_deref(), None));
+            paragraph(rt)
+        }
+        pm::Block::Person { label, name } => {
+            let mut rt = bold(&format!("{label}: "));
+            rt.extend(plain(&long(name)));
+            text_blocks("bulleted_list_item", rt, &Value::Null)
+        }
+        pm::Block::TimelineItem {
+            when,
+            who,
+            text,
+            permalink,
+        } => {
+            let mut rt = bold(when);
+            rt.extend(plain(&format!(" · {who}: ")));
+            rt.extend(plain(&long(text)));
+            if let Some(url) = permalink.as_deref().and_then(usable_url) {
+                rt.extend(plain(" "));
+                rt.extend(items("(message)", Some(url), None));
+            }
+            text_blocks("bulleted_list_item", rt, &Value::Null)
+        }
+        pm::Block::ToDo { checked, .. } => {
+            text_blocks("to_do", to_do_text(block), &json!({ "checked": checked }))
+        }
+    }
+}
+
+/// The section a top-level block opens, if it is one of incd's marked section headings.
+fn section_of(block: &Value) -> Option<pm::SectionId> {
+    if block.get("type").and_then(Value::as_str) != Some("heading_2")
+        || block.pointer("/heading_2/color").and_then(Value::as_str) != Some(SECTION_COLOR)
+    {
+        return None;
+    }
+    let text = block
+        .pointer("/heading_2/rich_text")
+        .and_then(Value::as_array)
+        .map(|a| plain_text(a))?;
+    pm::SectionId::from_heading(&text)
+}
+
+/// What to append so the page holds every section of `doc` exactly once, given the page's
+/// top-level blocks. Sections are appended in order, one request after the other, so only the
+/// last section on the page can be incomplete (an attempt cut between two chunks): its missing
+/// tail comes first, then every section the page does not hold yet.
+pub fn missing_blocks(existing: &[Value], doc: &pm::PostMortem) -> Vec<Value> {
+    let mut present = Vec::new();
+    let mut last: Option<(pm::SectionId, usize)> = None;
+    for (i, b) in existing.iter().enumerate() {
+        if let Some(id) = section_of(b) {
+            present.push(id);
+            last = Some((id, i));
+        }
+    }
+    let mut out = Vec::new();
+    if let Some((id, at)) = last {
+        if let Some(section) = doc.section(id) {
+            let planned = section_blocks(section);
+            let done = existing.len() - at;
+            if done < planned.len() {
+                out.extend(planned[done..].iter().cloned());
+            }
+        }
+    }
+    for section in doc.missing(present) {
+        out.extend(section_blocks(section));
+    }
+    out
+}
+
+/// How to bring the page's follow-ups section up to date with `doc`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FollowUpChanges {
+    /// `(block id, PATCH body)` for to-dos whose text or checked state changed.
+    pub updates: Vec<(String, Value)>,
+    /// To-dos of follow-ups the page does not list yet.
+    pub append: Vec<Value>,
+    /// The block the new to-dos go after: the section's last block.
+    pub after: Option<String>,
+}
+
+/// Compare the follow-ups section on the page (top-level blocks) with `doc`'s. Nothing when the
+/// page has no follow-ups section yet: writing the missing sections adds it whole. To-dos are
+/// matched by their `F-<n>` reference, the first word of their text.
+pub fn follow_up_changes(existing: &[Value], doc: &pm::PostMortem) -> FollowUpChanges {
+    let mut changes = FollowUpChanges::default();
+    let Some(start) = existing
+        .iter()
+        .position(|b| section_of(b) == Some(pm::SectionId::FollowUps))
+    else {
+        return changes;
+    };
+    let Some(section) = doc.section(pm::SectionId::FollowUps) else {
+        return changes;
+    };
+    let end = existing[start + 1..]
+        .iter()
+        .position(|b| section_of(b).is_some())
+        .map(|i| start + 1 + i)
+        .unwrap_or(existing.len());
+    let on_page: Vec<(String, String, bool)> = existing[start + 1..end]
+        .iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("to_do"))
+        .filter_map(|b| {
+            let id = b.get("id").and_then(Value::as_str)?.to_string();
+            let text = b
+                .pointer("/to_do/rich_text")
+                .and_then(Value::as_array)
+                .map(|a| plain_text(a))
+                .unwrap_or_default();
+            let checked = b.pointer("/to_do/checked").and_then(Value::as_bool) == Some(true);
+            Some((id, text, checked))
+        })
+        .collect();
+    changes.after = existing[end - 1]
+        .get("id")
+        .and_then(Value::as_str)
+        .map(String::from);
+    for block in &section.blocks {
+        let pm::Block::ToDo {
+            reference, checked, ..
+        } = block
+        else {
+            continue;
+        };
+        let rich_text = to_do_text(block);
+        let text = plain_text(&rich_text);
+        let prefix = format!("{reference} ");
+        match on_page.iter().find(|(_, t, _)| t.starts_with(&prefix)) {
+            Some((id, t, c)) if *t != text || c != checked => changes.updates.push((
+                id.clone(),
+                json!({ "to_do": { "rich_text": rich_text, "checked": checked } }),
+            )),
+            Some(_) => {}
+            None => changes.append.extend(pm_block(block)),
+        }
+    }
+    changes
+}
+
 /// Split blocks into requests of at most [`BLOCKS_PER_REQUEST`] blocks and about
 /// [`REQUEST_BYTES_MAX`] bytes each.
 pub fn chunk_blocks(blocks: &[Value]) -> Vec<Vec<Value>> {
@@ -929,6 +1115,65 @@ impl Notion {
             .unwrap_or(0);
         if done < planned.len() {
             self.append(&page.page_id, &planned[done..]).await?;
+        }
+        Ok(())
+    }
+
+    /// Write the post-mortem sections the page does not hold yet (see [`missing_blocks`]), in
+    /// chunks of at most [`BLOCKS_PER_REQUEST`]. Reads the page first, so a retry after a lost
+    /// answer or a crash never repeats a section. Safe to repeat.
+    pub async fn write_postmortem(
+        &self,
+        page: &PostMortem,
+        doc: &pm::PostMortem,
+    ) -> Result<(), IntegrationError> {
+        let existing = self.list_children(&page.page_id, |_| false).await?.0;
+        let blocks = missing_blocks(&existing, doc);
+        if !blocks.is_empty() {
+            self.append(&page.page_id, &blocks).await?;
+        }
+        Ok(())
+    }
+
+    /// Bring the follow-ups section up to date: check, strike or rewrite the to-dos that
+    /// changed and add the new ones after the section's last block. Reads the page first, so
+    /// it is safe to repeat.
+    pub async fn sync_follow_ups(
+        &self,
+        page: &PostMortem,
+        doc: &pm::PostMortem,
+    ) -> Result<(), IntegrationError> {
+        let existing = self.list_children(&page.page_id, |_| false).await?.0;
+        let changes = follow_up_changes(&existing, doc);
+        for (block, body) in &changes.updates {
+            self.call(
+                Method::PATCH,
+                &format!("blocks/{}", path_segment(block)),
+                Some(body),
+            )
+            .await?;
+        }
+        let mut after = changes.after;
+        for chunk in chunk_blocks(&changes.append) {
+            let mut body = json!({ "children": chunk });
+            if let Some(a) = &after {
+                body["after"] = json!(a);
+            }
+            let v = self
+                .call(
+                    Method::PATCH,
+                    &format!("blocks/{}/children", path_segment(&page.page_id)),
+                    Some(&body),
+                )
+                .await?;
+            after = v
+                .get("results")
+                .and_then(Value::as_array)
+                .and_then(|r| r.last())
+                .and_then(|b| b.get("id"))
+                .and_then(Value::as_str)
+                .map(String::from)
+                .or(after);
         }
         Ok(())
     }
@@ -1660,6 +1905,194 @@ mod tests {
         assert!(
             !is_resolution_marker(&heading(2, "Resolution")),
             "a plain heading people typed"
+        );
+    }
+
+    fn pm_doc(long_note: bool) -> pm::PostMortem {
+        use crate::incident::follow_up::{Closure, FollowUp};
+        use crate::incident::ids::UserId;
+        use crate::incident::roles::{PeopleLabels, Role, RoleHolding};
+        use crate::incident::timeline::{EntryKind, TimelineEntry as Entry};
+        let f = facts();
+        let at = f.declared_at;
+        let facts = pm::PostMortemFacts {
+            title: "Checkout down".into(),
+            description: "EU checkout returns 500".into(),
+            severity: "SEV2".into(),
+            status: "Resolved".into(),
+            resolution: Some("Rolled back the deploy".into()),
+            impact: Some("EU customers could not pay".into()),
+            declared_at: at,
+            resolved_at: Some(at + chrono::Duration::minutes(65)),
+            closed_at: None,
+            review_held_on: None,
+            review_notes: None,
+            channel_name: "inc-20250314-brave-otter".into(),
+            channel_url: Some("https://slack.com/app_redirect?channel=C0INCIDENT".into()),
+            page_url: Some("https://www.notion.so/page".into()),
+            pagerduty_url: None,
+        };
+        let u = |s: &str| UserId::new(s);
+        let text = if long_note {
+            "x".repeat(4500)
+        } else {
+            "<@U2> rolled back".to_string()
+        };
+        let timeline = vec![
+            Entry {
+                at,
+                author: Some(u("U1")),
+                kind: EntryKind::Declared,
+                text: "Declared by <@U1>".into(),
+            },
+            Entry {
+                at: at + chrono::Duration::minutes(30),
+                author: Some(u("U2")),
+                kind: EntryKind::Note,
+                text,
+            },
+        ];
+        let mut done = FollowUp::new(2, "Alert on 5xx", Some(u("U2")), None);
+        done.close(Closure::Done).unwrap();
+        let mut dropped = FollowUp::new(3, "Rewrite checkout", None, None);
+        dropped.close(Closure::WontDo).unwrap();
+        let follow_ups = vec![
+            FollowUp::new(
+                1,
+                "Canary deploys",
+                Some(u("U1")),
+                chrono::NaiveDate::from_ymd_opt(2025, 4, 1),
+            ),
+            done,
+            dropped,
+        ];
+        let history = [RoleHolding {
+            role: Role::Commander,
+            user: u("U1"),
+        }];
+        let labels = PeopleLabels::build(&history, &[u("U1"), u("U2")]);
+        let names: pm::Names = [
+            (u("U1"), vec!["Jane Doe".to_string()]),
+            (u("U2"), vec!["Bob Stone".to_string()]),
+        ]
+        .into_iter()
+        .collect();
+        pm::PostMortem::build(&facts, &timeline, &follow_ups, &labels, &names)
+    }
+
+    fn all_pm_blocks(doc: &pm::PostMortem) -> Vec<Value> {
+        doc.sections.iter().flat_map(section_blocks).collect()
+    }
+
+    #[test]
+    fn post_mortem_sections_match_snapshot() {
+        insta::assert_snapshot!(pretty(&Value::Array(all_pm_blocks(&pm_doc(false)))));
+    }
+
+    #[test]
+    fn post_mortem_text_is_split_within_notions_limits() {
+        let blocks = all_pm_blocks(&pm_doc(true));
+        assert_within_limits(&Value::Array(blocks.clone()));
+        let text = pretty(&Value::Array(blocks));
+        assert_eq!(text.matches(&"x".repeat(2000)).count(), 2);
+    }
+
+    #[test]
+    fn an_empty_page_gets_every_section_once_and_a_full_one_gets_nothing() {
+        let doc = pm_doc(false);
+        let all = missing_blocks(&[], &doc);
+        assert_eq!(all, all_pm_blocks(&doc));
+        // The skeleton's own unmarked "Impact" and "Timeline" headings do not count.
+        let mut page = vec![heading(2, "Impact"), heading(2, "Timeline")];
+        page.extend(all.clone());
+        assert!(missing_blocks(&page, &doc).is_empty());
+    }
+
+    #[test]
+    fn a_page_cut_between_two_chunks_gets_only_the_rest() {
+        let doc = pm_doc(false);
+        let all = all_pm_blocks(&doc);
+        for cut in 1..all.len() {
+            let rest = missing_blocks(&all[..cut], &doc);
+            assert_eq!(rest, all[cut..].to_vec(), "cut after {cut} blocks");
+        }
+    }
+
+    #[test]
+    fn closing_appends_only_the_review_section() {
+        let doc = pm_doc(false);
+        let page = all_pm_blocks(&doc);
+        let mut closed = doc.clone();
+        closed.sections.push(pm::Section {
+            id: pm::SectionId::Review,
+            blocks: vec![pm::Block::Paragraph("Notes".into())],
+        });
+        let added = missing_blocks(&page, &closed);
+        assert_eq!(section_of(&added[0]), Some(pm::SectionId::Review));
+        assert_eq!(added.len(), 2);
+    }
+
+    /// The page as Notion would list it: ids on every block.
+    fn with_ids(blocks: Vec<Value>) -> Vec<Value> {
+        blocks
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut b)| {
+                b["id"] = json!(format!("b{i}"));
+                b
+            })
+            .collect()
+    }
+
+    #[test]
+    fn follow_up_changes_update_what_changed_and_add_what_is_new() {
+        let doc = pm_doc(false);
+        let page = with_ids(all_pm_blocks(&doc));
+        assert_eq!(
+            follow_up_changes(&page, &doc),
+            FollowUpChanges {
+                after: Some(format!("b{}", page.len() - 1)),
+                ..FollowUpChanges::default()
+            }
+        );
+        // F-1 done, F-4 added.
+        let mut later = doc.clone();
+        let fu = later
+            .sections
+            .iter_mut()
+            .find(|s| s.id == pm::SectionId::FollowUps)
+            .unwrap();
+        if let pm::Block::ToDo { checked, .. } = &mut fu.blocks[0] {
+            *checked = true;
+        }
+        fu.blocks.push(pm::Block::ToDo {
+            reference: "F-4".parse().unwrap(),
+            title: "Runbook".into(),
+            owner: None,
+            due: None,
+            checked: false,
+            wont_do: false,
+        });
+        let c = follow_up_changes(&page, &later);
+        let f1 = page
+            .iter()
+            .find(|b| {
+                plain_text(b["to_do"]["rich_text"].as_array().unwrap_or(&vec![]))
+                    .starts_with("F-1 ")
+            })
+            .unwrap();
+        assert_eq!(c.updates.len(), 1);
+        assert_eq!(c.updates[0].0, f1["id"].as_str().unwrap());
+        assert_eq!(c.updates[0].1["to_do"]["checked"], true);
+        assert_eq!(c.append.len(), 1);
+        assert!(
+            plain_text(c.append[0]["to_do"]["rich_text"].as_array().unwrap())
+                .starts_with("F-4 Runbook")
+        );
+        // Without the section on the page there is nothing to sync.
+        assert_eq!(
+            follow_up_changes(&page[..3], &later),
+            FollowUpChanges::default()
         );
     }
 

@@ -33,7 +33,10 @@ const CHANNEL_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 fn integration(b: Background) -> Integration {
     match b {
         Background::Page | Background::PageResolve => Integration::PagerDuty,
-        Background::PostMortem | Background::PostMortemResolve => Integration::Notion,
+        Background::PostMortem
+        | Background::PostMortemResolve
+        | Background::PostMortemClose
+        | Background::PostMortemFollowUps => Integration::Notion,
     }
 }
 
@@ -99,6 +102,43 @@ pub async fn retry_now(runner: &Arc<Runner>, id: IncidentId, b: Background) -> R
     Ok(true)
 }
 
+/// The incident was closed: add the review section to the post-mortem.
+pub fn start_close(runner: &Arc<Runner>, id: IncidentId) {
+    spawn(runner, id, Background::PostMortemClose);
+}
+
+/// A follow-up was added or closed: once the incident is resolved (its post-mortem written or
+/// being written), keep the post-mortem's to-dos current. The step runs anew at every change.
+pub async fn sync_follow_ups(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
+    let ctx = runner.ctx();
+    if !configured(ctx, Background::PostMortemFollowUps) {
+        return Ok(());
+    }
+    let resolved = matches!(
+        ctx.store.status(id).await?,
+        Some(Status::Resolved | Status::Closed)
+    );
+    if !resolved {
+        // Resolving writes the whole section with the follow-ups as they are then.
+        return Ok(());
+    }
+    let b = Background::PostMortemFollowUps;
+    for key in [
+        StepKey::Background(b),
+        StepKey::Notice(b),
+        StepKey::GaveUp(b),
+    ] {
+        ctx.store.reset_step(id, &key.to_string()).await?;
+    }
+    spawn(runner, id, b);
+    Ok(())
+}
+
+/// A reopened incident pages again, with the same dedup key (its page steps were forgotten).
+pub fn page_again(runner: &Arc<Runner>, id: IncidentId) {
+    spawn(runner, id, Background::Page);
+}
+
 fn spawn(runner: &Arc<Runner>, id: IncidentId, b: Background) {
     if configured(runner.ctx(), b) {
         runner.start(id, Workflow::Background(b));
@@ -138,9 +178,12 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
     loop {
         // PagerDuty steps of one incident never overlap: a withdrawal waits for a trigger in
         // flight, and a trigger sees the resolution that came first.
-        let pager_guard = match integration(b) {
-            Integration::PagerDuty => Some(runner.lock_pager(id).await),
-            Integration::Notion => None,
+        let pager_guard = match b {
+            Background::Page | Background::PageResolve => Some(runner.lock_pager(id).await),
+            Background::PostMortemResolve
+            | Background::PostMortemClose
+            | Background::PostMortemFollowUps => Some(runner.lock_postmortem(id).await),
+            Background::PostMortem => None,
         };
         let Some(inc) = ctx.store.incident(id).await? else {
             return Ok(());
@@ -151,8 +194,16 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
         }
         let a = run.attempt().await?;
         let facts = facts(ctx, &inc).await?;
+        let doc = match b {
+            Background::PostMortemResolve
+            | Background::PostMortemClose
+            | Background::PostMortemFollowUps => {
+                Some(super::postmortem::document(ctx, &inc).await?)
+            }
+            _ => None,
+        };
         let t0 = std::time::Instant::now();
-        let result = attempt(ctx, &inc, b, &facts, a.maybe_applied).await;
+        let result = attempt(ctx, &inc, b, &facts, doc.as_ref(), a.maybe_applied).await;
         drop(pager_guard);
         let service = match integration(b) {
             Integration::PagerDuty => "pagerduty",
@@ -162,6 +213,14 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
             .external_call(service, b.as_str(), t0.elapsed(), result.is_ok());
         match result {
             Ok(outcome) => {
+                if b == Background::PostMortemFollowUps {
+                    // A follow-up changed while this attempt wrote an older list: again.
+                    let now = super::postmortem::document(ctx, &inc).await?;
+                    let section = crate::incident::postmortem::SectionId::FollowUps;
+                    if doc.as_ref().and_then(|d| d.section(section)) != now.section(section) {
+                        continue;
+                    }
+                }
                 after_success(runner, &inc, b, outcome, noticed).await?;
                 return run.done(None).await;
             }
@@ -189,7 +248,10 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
 
 /// Why a step is not needed any more, if it is not.
 async fn skip_reason(ctx: &Ctx, inc: &Incident, b: Background) -> Result<Option<&'static str>> {
-    let resolved = matches!(inc.status, Status::Resolving | Status::Resolved);
+    let resolved = matches!(
+        inc.status,
+        Status::Resolving | Status::Resolved | Status::Closed
+    );
     if inc.status == Status::Failed && matches!(b, Background::Page | Background::PostMortem) {
         return Ok(Some(
             "declaring failed: no incident channel could be created",
@@ -211,7 +273,9 @@ async fn skip_reason(ctx: &Ctx, inc: &Incident, b: Background) -> Result<Option<
             let paged = inc.pagerduty_key.is_some() || page_may_have_gone_out(ctx, inc.id).await?;
             (!paged).then_some("nobody was paged")
         }
-        Background::PostMortemResolve => inc
+        Background::PostMortemResolve
+        | Background::PostMortemClose
+        | Background::PostMortemFollowUps => inc
             .notion_page_id
             .is_none()
             .then_some("no post-mortem page yet"),
@@ -223,6 +287,7 @@ async fn attempt(
     inc: &Incident,
     b: Background,
     facts: &IncidentFacts,
+    doc: Option<&crate::incident::postmortem::PostMortem>,
     maybe_applied: bool,
 ) -> Result<Outcome, IntegrationError> {
     let unconfigured = || IntegrationError::Refused {
@@ -261,12 +326,38 @@ async fn attempt(
                 page_id: inc.notion_page_id.clone().unwrap_or_default(),
                 url: inc.notion_url.clone().unwrap_or_default(),
             };
-            let done = if maybe_applied {
-                notion.record_resolution(&page, facts).await
+            if maybe_applied {
+                notion.record_resolution(&page, facts).await?;
             } else {
-                notion.record_resolution_first(&page, facts).await
+                notion.record_resolution_first(&page, facts).await?;
+            }
+            // Then the post-mortem proper, from what incd recorded (reads the page first).
+            if let Some(doc) = doc {
+                notion.write_postmortem(&page, doc).await?;
+            }
+            Ok(Outcome::Updated)
+        }
+        Background::PostMortemFollowUps => {
+            let notion = ctx.notion.as_ref().ok_or_else(unconfigured)?;
+            let page = PostMortem {
+                page_id: inc.notion_page_id.clone().unwrap_or_default(),
+                url: inc.notion_url.clone().unwrap_or_default(),
             };
-            done.map(|_| Outcome::Updated)
+            if let Some(doc) = doc {
+                notion.sync_follow_ups(&page, doc).await?;
+            }
+            Ok(Outcome::Updated)
+        }
+        Background::PostMortemClose => {
+            let notion = ctx.notion.as_ref().ok_or_else(unconfigured)?;
+            let page = PostMortem {
+                page_id: inc.notion_page_id.clone().unwrap_or_default(),
+                url: inc.notion_url.clone().unwrap_or_default(),
+            };
+            if let Some(doc) = doc {
+                notion.write_postmortem(&page, doc).await?;
+            }
+            Ok(Outcome::Updated)
         }
     }
 }
@@ -343,7 +434,10 @@ async fn after_success(
     recovered?;
     // The incident may have been resolved while this was pending.
     if let Some(now) = store.incident(id).await? {
-        if matches!(now.status, Status::Resolving | Status::Resolved) {
+        if matches!(
+            now.status,
+            Status::Resolving | Status::Resolved | Status::Closed
+        ) {
             let follow = match b {
                 Background::Page => Background::PageResolve,
                 _ => Background::PostMortemResolve,
@@ -453,7 +547,10 @@ pub async fn facts(ctx: &Ctx, inc: &Incident) -> Result<IncidentFacts> {
         pagerduty_severity: level
             .map(|l| l.pagerduty_severity.clone())
             .unwrap_or_else(|| "error".into()),
-        resolved: matches!(inc.status, Status::Resolving | Status::Resolved),
+        resolved: matches!(
+            inc.status,
+            Status::Resolving | Status::Resolved | Status::Closed
+        ),
         reporter: inc.reporter.to_string(),
         commander: inc.commander.as_ref().map(|c| c.to_string()),
         channel_id,

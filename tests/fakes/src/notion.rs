@@ -24,6 +24,7 @@
 //! Endpoints: `GET /v1/databases/{id}`, `POST /v1/databases/{id}/query` (property filters on
 //! title/rich_text/url/select/status with equals, does_not_equal, contains, starts_with, ends_with,
 //! is_empty, is_not_empty; `and`/`or`; pagination), `POST /v1/pages`, `GET|PATCH /v1/pages/{id}`,
+//! `PATCH /v1/blocks/{id}` (a text block's content: its type must match; `children` refused),
 //! `GET|PATCH /v1/blocks/{id}/children` (pagination; `after`).
 //!
 //! Refusals, all as `{object:"error",status,code,message,request_id}`:
@@ -709,6 +710,7 @@ impl FakeNotion {
             .route("/v1/databases/{id}/query", post(query_database))
             .route("/v1/pages", post(create_page))
             .route("/v1/pages/{id}", get(get_page).patch(update_page))
+            .route("/v1/blocks/{id}", axum::routing::patch(update_block))
             .route(
                 "/v1/blocks/{id}/children",
                 get(list_children).patch(append_children),
@@ -1971,6 +1973,55 @@ async fn append_children(
             200,
             json!({ "object": "list", "results": results, "next_cursor": null, "has_more": false, "type": "block", "block": {} }),
         ))
+    })();
+    finish(&inner, &method, &uri, outcome)
+}
+
+async fn update_block(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    let outcome = (|| -> Outcome {
+        let id = path_id(&raw, "block_id")?;
+        let body = parse_body(&body, false)?;
+        let mut s = inner.lock();
+        if s.pages.contains_key(&id) || !s.blocks.contains_key(&id) {
+            return Err(NotionError::not_found("block", &id));
+        }
+        resolve_target(&s, &id)?;
+        let kind = s.blocks[&id].kind.clone();
+        let Some(content) = body.get(kind.as_str()) else {
+            return Err(NotionError::validation(format!(
+                "body failed validation: body.{kind} should be defined, instead was `undefined`."
+            )));
+        };
+        if !TEXT_BLOCKS.contains(&kind.as_str()) || content.get("children").is_some() {
+            return Err(NotionError::validation(format!(
+                "body failed validation: a {kind} block cannot be updated this way."
+            )));
+        }
+        // Validate as the block would be created, with the fields it already has.
+        let mut merged = s.blocks[&id].content.clone();
+        if let (Some(m), Some(new)) = (merged.as_object_mut(), content.as_object()) {
+            for (k, v) in new {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(rt) = content.get("rich_text") {
+            merged["rich_text"] = rt.clone();
+        }
+        let check = json!([{ "object": "block", "type": kind, kind.clone(): merged }]);
+        check_blocks(&check, "body", 1, &mut 0)?;
+        if let Some(rt) = merged.get("rich_text").cloned() {
+            merged["rich_text"] = rich_out(&rt);
+        }
+        if let Some(b) = s.blocks.get_mut(&id) {
+            b.content = merged;
+        }
+        Ok(json_response(200, s.block_json(&id)))
     })();
     finish(&inner, &method, &uri, outcome)
 }

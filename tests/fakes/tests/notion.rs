@@ -554,6 +554,38 @@ async fn faults_down_and_hang() {
     assert_eq!(statuses, [502, 429, 503, 0]);
 }
 
+#[tokio::test]
+async fn a_targeted_fault_waits_for_a_request_with_its_method_and_path() {
+    let api = Api::start().await;
+    let db = api.fake.add_database("Name", Schema::new());
+    let (_, page) = api.create(page_in(&db, "p")).await;
+    let id = page["id"].as_str().unwrap().to_string();
+    let children = format!("blocks/{id}/children");
+    api.fake
+        .push_fault_on("PATCH", "/children", Fault::Status(502));
+    assert_eq!(api.fake.pending_faults(), 1);
+    // Other requests pass untouched.
+    let (s, _) = api.call(reqwest::Method::GET, &children, None).await;
+    assert_eq!(s, 200);
+    let (s, _) = api
+        .call(reqwest::Method::GET, &format!("databases/{db}"), None)
+        .await;
+    assert_eq!(s, 200);
+    let append = || {
+        api.call(
+            reqwest::Method::PATCH,
+            &children,
+            Some(json!({ "children": [paragraph("x")] })),
+        )
+    };
+    let (s, _) = append().await;
+    assert_eq!(s, 502);
+    assert_eq!(api.fake.page(&id).unwrap().block_count(), 0);
+    let (s, _) = append().await;
+    assert_eq!(s, 200);
+    assert_eq!(api.fake.pending_faults(), 0);
+}
+
 // ---- chaos faults --------------------------------------------------------------------------
 
 #[tokio::test]
@@ -623,4 +655,54 @@ async fn a_chaos_schedule_rate_limits_notion_like_notion() {
     api.fake.clear_faults();
     let (s, body) = api.create(page_in(&db, "x")).await;
     assert_eq!(s, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_to_do_block_can_be_checked_and_rewritten_within_the_limits() {
+    let api = Api::start().await;
+    let db = api.fake.add_database("Name", Schema::new());
+    let (_, page) = api.create(page_in(&db, "p")).await;
+    let id = page["id"].as_str().unwrap().to_string();
+    let todo = json!({ "object": "block", "type": "to_do", "to_do": { "rich_text": text("F-1 a"), "checked": false } });
+    let (_, v) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("blocks/{id}/children"),
+            Some(json!({ "children": [todo] })),
+        )
+        .await;
+    let block = v["results"][0]["id"].as_str().unwrap().to_string();
+    let path = format!("blocks/{block}");
+    let (s, v) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "to_do": { "rich_text": text("F-1 b"), "checked": true } })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["to_do"]["checked"], true);
+    let stored = &api.fake.page(&id).unwrap().blocks[0];
+    assert_eq!(
+        (stored.text.as_str(), &stored.value["checked"]),
+        ("F-1 b", &json!(true))
+    );
+    // Over 2000 characters, or another type's content: refused.
+    let (s, v) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "to_do": { "rich_text": text(&"x".repeat(2001)) } })),
+        )
+        .await;
+    assert_error(s, &v, 400, "validation_error");
+    let (s, v) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "paragraph": { "rich_text": text("x") } })),
+        )
+        .await;
+    assert_error(s, &v, 400, "validation_error");
+    assert_eq!(api.fake.page(&id).unwrap().blocks[0].text, "F-1 b");
 }

@@ -97,6 +97,9 @@ struct Bucket {
 struct FaultState {
     latency: Duration,
     queue: VecDeque<Fault>,
+    /// Faults for the next request with this method whose path contains this text; served
+    /// before the general queue.
+    targeted: VecDeque<(String, String, Fault)>,
     down: bool,
     not_before: Option<Instant>,
     early: Vec<EarlyRetry>,
@@ -147,9 +150,15 @@ impl Faults {
     pub(crate) fn push(&self, fault: Fault) {
         self.lock().queue.push_back(fault);
     }
+    pub(crate) fn push_on(&self, method: &str, path_contains: &str, fault: Fault) {
+        self.lock()
+            .targeted
+            .push_back((method.to_string(), path_contains.to_string(), fault));
+    }
     pub(crate) fn clear(&self) {
         let mut s = self.lock();
         s.queue.clear();
+        s.targeted.clear();
         s.down = false;
         s.latency = Duration::ZERO;
         s.not_before = None;
@@ -172,7 +181,8 @@ impl Faults {
         self.lock().chaos = chaos;
     }
     pub(crate) fn pending(&self) -> usize {
-        self.lock().queue.len()
+        let s = self.lock();
+        s.queue.len() + s.targeted.len()
     }
     pub(crate) fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
@@ -212,7 +222,13 @@ impl Faults {
         }
         let latency = s.latency;
         let mut delay = None;
-        let next = match s.queue.pop_front() {
+        let targeted = s
+            .targeted
+            .iter()
+            .position(|(m, p, _)| m.eq_ignore_ascii_case(method) && path.contains(p.as_str()))
+            .and_then(|i| s.targeted.remove(i))
+            .map(|(_, _, f)| f);
+        let next = match targeted.or_else(|| s.queue.pop_front()) {
             Some(f) => Some(f),
             None => s
                 .chaos
@@ -413,6 +429,16 @@ macro_rules! fault_controls {
         /// Queue a fault for the next request not yet served by an earlier fault.
         pub fn push_fault(&self, fault: $crate::pagerduty::faults::Fault) {
             self.inner.faults.push(fault);
+        }
+        /// Queue a fault for the next request with this method (e.g. `PATCH`) whose path
+        /// contains `path_contains`, whatever other requests come first.
+        pub fn push_fault_on(
+            &self,
+            method: &str,
+            path_contains: &str,
+            fault: $crate::pagerduty::faults::Fault,
+        ) {
+            self.inner.faults.push_on(method, path_contains, fault);
         }
         /// Scripted faults not yet consumed.
         pub fn pending_faults(&self) -> usize {
