@@ -138,9 +138,13 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
     loop {
         // PagerDuty steps of one incident never overlap: a withdrawal waits for a trigger in
         // flight, and a trigger sees the resolution that came first.
-        let pager_guard = match integration(b) {
-            Integration::PagerDuty => Some(runner.lock_pager(id).await),
-            Integration::Notion => None,
+        // The same holds for Notion's create and its resolution update. The guard is kept
+        // through `after_success`, which records the page (or post-mortem) and starts the
+        // resolution update a resolve left waiting: the update can never read the incident
+        // between the effect and its record.
+        let guard = match integration(b) {
+            Integration::PagerDuty => runner.lock_pager(id).await,
+            Integration::Notion => runner.lock_notion(id).await,
         };
         let Some(inc) = ctx.store.incident(id).await? else {
             return Ok(());
@@ -153,7 +157,6 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
         let facts = facts(ctx, &inc).await?;
         let t0 = std::time::Instant::now();
         let result = attempt(ctx, &inc, b, &facts, a.maybe_applied).await;
-        drop(pager_guard);
         let service = match integration(b) {
             Integration::PagerDuty => "pagerduty",
             Integration::Notion => "notion",
@@ -163,14 +166,22 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
         match result {
             Ok(outcome) => {
                 after_success(runner, &inc, b, outcome, noticed).await?;
-                return run.done(None).await;
+                run.done(None).await?;
+                drop(guard);
+                return Ok(());
             }
             Err(e) => {
+                drop(guard);
                 ctx.metrics.retry(integration(b).name(), "failure");
                 let reason = e.human();
                 tracing::warn!(incident = %inc.name, step = b.as_str(), error = %e, "integration step failed");
                 match run.record_failure(&e).await? {
                     Next::GiveUp => {
+                        // A trigger or create whose answer was lost may still have taken
+                        // effect: the resolution update decides from what it finds.
+                        if matches!(b, Background::Page | Background::PostMortem) {
+                            start_waiting_update(runner, id, b).await?;
+                        }
                         post_notice(ctx, &inc, b, &reason, true).await?;
                         return Ok(());
                     }
@@ -189,33 +200,58 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
 
 /// Why a step is not needed any more, if it is not.
 async fn skip_reason(ctx: &Ctx, inc: &Incident, b: Background) -> Result<Option<&'static str>> {
-    let resolved = matches!(inc.status, Status::Resolving | Status::Resolved);
     if inc.status == Status::Failed && matches!(b, Background::Page | Background::PostMortem) {
         return Ok(Some(
             "declaring failed: no incident channel could be created",
         ));
     }
     Ok(match b {
+        // A resolve that came first does not cancel the page: the incident must reach the same
+        // end state as without faults (paged, then resolved). The page's success starts the
+        // resolve it left waiting (`after_success`).
         Background::Page => {
             let level = ctx.settings.incidents.severity(inc.severity.as_str());
-            if !inc.severity.pages(level) {
-                Some("severity does not page")
-            } else if resolved {
-                Some("incident resolved before the page went out")
-            } else {
-                None
-            }
+            (!inc.severity.pages(level)).then_some("severity does not page")
         }
         Background::PostMortem => None,
         Background::PageResolve => {
-            let paged = inc.pagerduty_key.is_some() || page_may_have_gone_out(ctx, inc.id).await?;
-            (!paged).then_some("nobody was paged")
+            if inc.pagerduty_key.is_some() {
+                None
+            } else if inc.status != Status::Failed
+                && still_running(ctx, inc.id, Background::Page).await?
+            {
+                // The trigger is still being retried: it resolves the page when it succeeds.
+                Some("the page has not gone out yet; it is resolved when it does")
+            } else {
+                (!page_may_have_gone_out(ctx, inc.id).await?).then_some("nobody was paged")
+            }
         }
-        Background::PostMortemResolve => inc
-            .notion_page_id
-            .is_none()
-            .then_some("no post-mortem page yet"),
+        Background::PostMortemResolve => {
+            if inc.notion_page_id.is_some() {
+                None
+            } else if still_running(ctx, inc.id, Background::PostMortem).await? {
+                Some("the post-mortem is not created yet; it is updated when it is")
+            } else {
+                Some("no post-mortem page")
+            }
+        }
     })
+}
+
+/// Whether background step `b` is still to finish (never run, started, or failed and retrying).
+async fn still_running(ctx: &Ctx, id: IncidentId, b: Background) -> Result<bool> {
+    if !configured(ctx, b) {
+        return Ok(false);
+    }
+    let state = ctx
+        .store
+        .step(id, &StepKey::Background(b).to_string())
+        .await?
+        .map(|s| s.state);
+    Ok(!matches!(
+        state,
+        Some(StepState::Done | StepState::Skipped | StepState::GaveUp)
+    ))
 }
 
 async fn attempt(
@@ -233,7 +269,12 @@ async fn attempt(
     match b {
         Background::Page => {
             let pager = ctx.pager.as_ref().ok_or_else(unconfigured)?;
-            pager.trigger(facts).await.map(Outcome::Paged)
+            let paged = if maybe_applied {
+                pager.trigger_again(facts).await
+            } else {
+                pager.trigger(facts).await
+            };
+            paged.map(Outcome::Paged)
         }
         Background::PageResolve => {
             let pager = ctx.pager.as_ref().ok_or_else(unconfigured)?;
@@ -244,7 +285,12 @@ async fn attempt(
                 incident_id: inc.pagerduty_id.clone(),
                 html_url: inc.pagerduty_url.clone(),
             };
-            pager.resolve(facts, &page).await.map(|_| Outcome::Updated)
+            let resolved = if maybe_applied {
+                pager.resolve_again(facts, &page).await
+            } else {
+                pager.resolve(facts, &page).await
+            };
+            resolved.map(|_| Outcome::Updated)
         }
         Background::PostMortem => {
             let notion = ctx.notion.as_ref().ok_or_else(unconfigured)?;
@@ -341,19 +387,26 @@ async fn after_success(
     bookmarked?;
     refreshed?;
     recovered?;
-    // The incident may have been resolved while this was pending.
-    if let Some(now) = store.incident(id).await? {
-        if matches!(now.status, Status::Resolving | Status::Resolved) {
-            let follow = match b {
-                Background::Page => Background::PageResolve,
-                _ => Background::PostMortemResolve,
-            };
-            let key = StepKey::Background(follow).to_string();
-            let state = store.step(id, &key).await?.map(|s| s.state);
-            if matches!(state, None | Some(StepState::Skipped)) {
-                store.reset_step(id, &key).await?;
-                spawn(runner, id, follow);
-            }
+    start_waiting_update(runner, id, b).await
+}
+
+/// After the page or post-mortem step ended: when the incident was resolved meanwhile, start its
+/// resolution update, which skipped itself to wait for this step.
+async fn start_waiting_update(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<()> {
+    let store = &runner.ctx().store;
+    let Some(now) = store.incident(id).await? else {
+        return Ok(());
+    };
+    if matches!(now.status, Status::Resolving | Status::Resolved) {
+        let follow = match b {
+            Background::Page | Background::PageResolve => Background::PageResolve,
+            Background::PostMortem | Background::PostMortemResolve => Background::PostMortemResolve,
+        };
+        let key = StepKey::Background(follow).to_string();
+        let state = store.step(id, &key).await?.map(|s| s.state);
+        if matches!(state, None | Some(StepState::Skipped)) {
+            store.reset_step(id, &key).await?;
+            spawn(runner, id, follow);
         }
     }
     Ok(())
@@ -475,7 +528,7 @@ mod tests {
     use crate::clock::Clock;
     use crate::incident::lifecycle::Transition;
     use crate::store::ResolveRecorded;
-    use crate::workflow::runner::tests::{incident, test_runner};
+    use crate::workflow::runner::tests::{incident, test_runner, test_runner_paging};
 
     async fn resolving(ctx: &Ctx, name: &str) -> IncidentId {
         let id = incident(ctx, name).await;
@@ -516,11 +569,46 @@ mod tests {
                 .unwrap(),
             None
         );
-        // And the page step itself stops: the incident is resolved.
-        assert!(skip_reason(ctx, &inc, Background::Page)
+    }
+
+    #[tokio::test]
+    async fn a_resolve_before_the_page_went_out_still_pages_then_resolves() {
+        let (runner, clock) = test_runner_paging();
+        let ctx = runner.ctx();
+        let id = resolving(ctx, "20261201-quick-lynx").await;
+        // The trigger failed transiently (a 502) and is being retried when the resolve comes.
+        ctx.store
+            .set_step(id, "page", StepState::Started, None, clock.now())
             .await
-            .unwrap()
-            .is_some());
+            .unwrap();
+        ctx.store
+            .set_step(id, "page", StepState::Failed, Some("HTTP 502"), clock.now())
+            .await
+            .unwrap();
+        let inc = ctx.store.incident(id).await.unwrap().unwrap();
+        assert_eq!(
+            skip_reason(ctx, &inc, Background::Page).await.unwrap(),
+            None,
+            "a transient failure never drops the page"
+        );
+        assert!(
+            skip_reason(ctx, &inc, Background::PageResolve)
+                .await
+                .unwrap()
+                .is_some(),
+            "the resolve waits for the page instead of resolving what is not there yet"
+        );
+        // The page gives up for good after an attempt whose outcome is unknown: withdraw by key.
+        ctx.store
+            .set_step(id, "page", StepState::GaveUp, Some("HTTP 502"), clock.now())
+            .await
+            .unwrap();
+        assert_eq!(
+            skip_reason(ctx, &inc, Background::PageResolve)
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
