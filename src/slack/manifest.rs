@@ -22,6 +22,8 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("conversations.info", Some("channels:read")),
     ("users.conversations", Some("channels:read")),
     ("conversations.history", Some("channels:history")),
+    ("conversations.replies", Some("channels:history")),
+    ("conversations.members", Some("channels:read")),
     ("chat.postMessage", Some("chat:write")),
     ("chat.update", Some("chat:write")),
     ("pins.add", Some("pins:write")),

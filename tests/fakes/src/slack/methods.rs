@@ -427,6 +427,8 @@ pub(crate) fn dispatch(st: &mut State, method: &str, a: &Args, now: Instant) -> 
         "conversations.join" => conv_join(st, a),
         "conversations.info" => conv_info(st, a),
         "conversations.history" => conv_history(st, a),
+        "conversations.replies" => conv_replies(st, a),
+        "conversations.members" => conv_members(st, a),
         "users.conversations" => users_conversations(st, a),
         "chat.postMessage" => chat_post_message(st, a),
         "chat.update" => chat_update(st, a),
@@ -734,6 +736,95 @@ fn conv_history(st: &mut State, a: &Args) -> Reply {
         out["response_metadata"] = json!({ "next_cursor": next });
     }
     Ok(out)
+}
+
+/// `conversations.replies`: the parent message first, then its replies, oldest first.
+fn conv_replies(st: &mut State, a: &Args) -> Reply {
+    let i = visible(st, a.nonempty("channel")?)?;
+    require_type_scope(
+        st,
+        &st.channels[i],
+        &["channels:history"],
+        &["groups:history"],
+        &["im:history"],
+    )?;
+    let ts = a.nonempty("ts")?.ok_or_else(|| e("thread_not_found"))?;
+    let oldest = match a.nonempty("oldest")? {
+        None => None,
+        Some(s) => Some(parse_ts(s).ok_or_else(|| e("invalid_ts_oldest"))?),
+    };
+    let latest = match a.nonempty("latest")? {
+        None => None,
+        Some(s) => Some(parse_ts(s).ok_or_else(|| e("invalid_ts_latest"))?),
+    };
+    let inclusive = a.boolean("inclusive")?.unwrap_or(false);
+    let with_md = a.boolean("include_all_metadata")?.unwrap_or(false);
+    let limit = limit_arg(a)?;
+    let offset = cursor_arg(a)?;
+    let c = &st.channels[i];
+    let parent = c
+        .messages
+        .iter()
+        .find(|m| m.ts == ts && m.thread_ts.is_none())
+        .ok_or_else(|| e("thread_not_found"))?;
+    let in_range = |m: &&Message| {
+        let t = parse_ts(&m.ts).unwrap_or(0);
+        let lo = oldest.is_none_or(|o| if inclusive { t >= o } else { t > o });
+        let hi = latest.is_none_or(|l| if inclusive { t <= l } else { t < l });
+        lo && hi
+    };
+    let replies: Vec<&Message> = c
+        .messages
+        .iter()
+        .filter(|m| m.thread_ts.as_deref() == Some(ts))
+        .collect();
+    let msgs: Vec<&Message> = std::iter::once(parent)
+        .chain(replies.iter().copied())
+        .filter(in_range)
+        .collect();
+    let total = msgs.len();
+    let page: Vec<Value> = msgs
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|m| {
+            let mut j = m.to_json(with_md);
+            j["thread_ts"] = json!(ts);
+            if m.ts == ts {
+                j["reply_count"] = json!(replies.len());
+            }
+            j
+        })
+        .collect();
+    let has_more = offset + page.len() < total;
+    let mut out = json!({ "messages": page, "has_more": has_more });
+    if has_more {
+        out["response_metadata"] = json!({ "next_cursor": encode_cursor(offset + page.len()) });
+    }
+    Ok(out)
+}
+
+/// `conversations.members`: member ids, paginated.
+fn conv_members(st: &mut State, a: &Args) -> Reply {
+    let i = visible(st, a.nonempty("channel")?)?;
+    require_type_scope(
+        st,
+        &st.channels[i],
+        &["channels:read"],
+        &["groups:read"],
+        &["im:read"],
+    )?;
+    let limit = limit_arg(a)?;
+    let offset = cursor_arg(a)?;
+    let members = &st.channels[i].members;
+    let page: Vec<&String> = members.iter().skip(offset).take(limit).collect();
+    let more = offset + page.len() < members.len();
+    let next = if more {
+        encode_cursor(offset + page.len())
+    } else {
+        String::new()
+    };
+    Ok(json!({ "members": page, "response_metadata": { "next_cursor": next } }))
 }
 
 fn users_conversations(st: &mut State, a: &Args) -> Reply {

@@ -151,6 +151,25 @@ pub(crate) static METHODS: &[MethodSpec] = &[
         get_ok: true,
     },
     MethodSpec {
+        name: "conversations.replies",
+        token: TokenReq::Bot,
+        scopes: &[
+            "channels:history",
+            "groups:history",
+            "im:history",
+            "mpim:history",
+        ],
+        limit: T3,
+        get_ok: true,
+    },
+    MethodSpec {
+        name: "conversations.members",
+        token: TokenReq::Bot,
+        scopes: READ_SCOPES,
+        limit: T4,
+        get_ok: true,
+    },
+    MethodSpec {
         name: "users.conversations",
         token: TokenReq::Bot,
         scopes: READ_SCOPES,
