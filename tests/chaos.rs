@@ -746,7 +746,6 @@ async fn incidents_survive_hangs_429s_socket_drops_and_duplicate_deliveries() {
 
 /// Every fault class of issue 14 plus three SIGKILLs: the strict run the runner fixes must pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "enable when the runner fixes land"]
 async fn full_chaos_completes_every_incident_exactly_once() {
     let incidents = env_usize("INCD_CHAOS_INCIDENTS", 10);
     let mut all = Vec::new();

@@ -495,7 +495,7 @@ mod tests {
             };
             assert!(listed);
         }
-        assert_eq!(Method::ALL.len(), 14);
+        assert_eq!(Method::ALL.len(), 16);
         assert_eq!(Method::ChatPostMessage.name(), "chat.postMessage");
     }
 }
