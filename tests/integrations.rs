@@ -614,3 +614,22 @@ async fn notion_doctor_checks_pass_and_fail() {
         .await;
     assert!(!missing[0].ok && missing[0].fix.is_some());
 }
+
+#[tokio::test]
+async fn the_notion_schema_is_read_once_when_start_up_and_the_first_declare_race() {
+    let (fake, client, _db) = notion_with_database().await;
+    // Slow enough that the two reads would overlap.
+    fake.set_latency(Duration::from_millis(300));
+    let f = facts();
+    let (_, created) = tokio::join!(client.warm_up(), client.create_postmortem_first(&f));
+    created.unwrap();
+    let schema_reads = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "GET" && c.path.starts_with("/v1/databases/"))
+        .count();
+    assert_eq!(
+        schema_reads, 1,
+        "one schema read in flight; the other waited for it"
+    );
+}
