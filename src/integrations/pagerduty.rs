@@ -145,11 +145,13 @@ impl Pager {
 
     /// [`Pager::trigger`] after an attempt whose outcome is unknown (its answer was lost, the
     /// process died mid-call): REST first looks for the incident opened for this key and adopts
-    /// an open one, so the repeat is not a create PagerDuty refuses as a duplicate. Events v2
-    /// deduplicates by key itself: the trigger is simply sent again.
+    /// it, open or already resolved (the key is this incident's own name, so whatever carries it
+    /// is the page this incident sent): the repeat is neither a create PagerDuty refuses as a
+    /// duplicate nor a second page after a resolve. Events v2 deduplicates by key itself: the
+    /// trigger is simply sent again.
     pub async fn trigger_again(&self, facts: &IncidentFacts) -> Result<PageRef, IntegrationError> {
         if let PagerDutySettings::Rest { .. } = &self.settings {
-            if let Some((found, true)) = self.find_incident_status(&dedup_key(facts)).await? {
+            if let Some((found, _)) = self.find_incident_status(&dedup_key(facts)).await? {
                 return Ok(found);
             }
         }

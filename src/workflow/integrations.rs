@@ -269,6 +269,16 @@ async fn attempt(
     match b {
         Background::Page => {
             let pager = ctx.pager.as_ref().ok_or_else(unconfigured)?;
+            if let Some(key) = &inc.pagerduty_key {
+                // The trigger went through and was recorded; the process stopped before the
+                // step was. Sending it again could page anew after the resolve (Events v2
+                // opens a new alert for a resolved key).
+                return Ok(Outcome::Paged(PageRef {
+                    dedup_key: key.clone(),
+                    incident_id: inc.pagerduty_id.clone(),
+                    html_url: inc.pagerduty_url.clone(),
+                }));
+            }
             let paged = if maybe_applied {
                 pager.trigger_again(facts).await
             } else {
@@ -338,9 +348,12 @@ async fn after_success(
             if let Some(u) = &page.html_url {
                 store.set_field(id, Field::PagerDutyUrl, u).await?;
             }
-            store
-                .add_timeline(id, ctx.clock.now(), ui::TIMELINE_PAGED)
-                .await?;
+            // Once: a page adopted from an earlier run's record is in the timeline already.
+            if inc.pagerduty_key.is_none() {
+                store
+                    .add_timeline(id, ctx.clock.now(), ui::TIMELINE_PAGED)
+                    .await?;
+            }
             page.html_url
         }
         Outcome::Created(pm) => {
@@ -608,6 +621,31 @@ mod tests {
                 .await
                 .unwrap(),
             None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_recorded_before_a_crash_is_adopted_not_sent_again() {
+        // PagerDuty is at a closed port here: any call would fail.
+        let (runner, clock) = test_runner_paging();
+        let ctx = runner.ctx();
+        let id = resolving(ctx, "20261201-proud-wren").await;
+        // The trigger went through and its key was recorded; the process died before the step
+        // was marked done, and the resolve came after the restart.
+        ctx.store
+            .set_step(id, "page", StepState::Started, None, clock.now())
+            .await
+            .unwrap();
+        ctx.store
+            .set_field(id, Field::PagerDutyKey, "20261201-proud-wren")
+            .await
+            .unwrap();
+        let inc = ctx.store.incident(id).await.unwrap().unwrap();
+        let facts = facts(ctx, &inc).await.unwrap();
+        let r = attempt(ctx, &inc, Background::Page, &facts, true).await;
+        assert!(
+            matches!(&r, Ok(Outcome::Paged(p)) if p.dedup_key == "20261201-proud-wren"),
+            "adopted without a call"
         );
     }
 
