@@ -73,6 +73,8 @@ pub struct Settings {
     /// Local listener for `/healthz` and `/metrics`; off when `None`.
     pub http_addr: Option<SocketAddr>,
     pub retry: RetrySettings,
+    /// Review reminders after resolve (`INCD_REVIEW_AFTER`, `INCD_REVIEW_EVERY`; 30d each).
+    pub review: crate::incident::review::ReviewSchedule,
 }
 
 #[derive(Debug, Clone)]
@@ -202,6 +204,8 @@ struct FileConfig {
     #[serde(default)]
     retry: FileRetry,
     #[serde(default)]
+    review: FileReview,
+    #[serde(default)]
     severity: Vec<SeverityLevel>,
 }
 
@@ -228,6 +232,14 @@ struct FileIncidents {
 struct FileStore {
     data_dir: Option<PathBuf>,
     instance: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileReview {
+    /// Humantime, e.g. `30d`.
+    after: Option<String>,
+    every: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -523,6 +535,24 @@ fn build(
         ));
     }
 
+    // Review reminders
+    let review_after = non_empty(env, "INCD_REVIEW_AFTER")
+        .map(str::to_string)
+        .or(file.review.after)
+        .unwrap_or_else(|| "30d".to_string());
+    let review_every = non_empty(env, "INCD_REVIEW_EVERY")
+        .map(str::to_string)
+        .or(file.review.every)
+        .unwrap_or_else(|| "30d".to_string());
+    let review = match crate::incident::review::ReviewSchedule::parse(&review_after, &review_every)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(format!("INCD_REVIEW_AFTER / INCD_REVIEW_EVERY: {e}"));
+            Default::default()
+        }
+    };
+
     // PagerDuty
     let pagerduty = build_pagerduty(file.pagerduty, env, &mut problems);
     let notion = build_notion(file.notion, env, &mut problems);
@@ -588,6 +618,7 @@ fn build(
         notion,
         http_addr,
         retry,
+        review,
     })
 }
 

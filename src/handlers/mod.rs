@@ -9,8 +9,10 @@
 //! A handler that fails returns a [`Failure`]: the one root handler ([`Dispatcher`]) logs its
 //! error chain once and acks with the plain words the failure carries for the person.
 
+pub mod close;
 pub mod declare;
 pub mod events;
+pub mod follow_up;
 pub mod resolve;
 pub mod retry;
 
@@ -90,7 +92,11 @@ async fn dispatch(
                     return Handled::reply(Some(ui::restarting()));
                 }
                 match c.command.as_str() {
-                    DECLARE_COMMAND => declare::on_command(app, c, received),
+                    DECLARE_COMMAND => match follow_up::parse(app, &c.text) {
+                        // The after-the-incident subcommands (issue 12); everything else declares.
+                        Some(parsed) => after_incident(app, c, parsed, received).await,
+                        None => declare::on_command(app, c, received),
+                    },
                     RESOLVE_COMMAND => resolve::on_command(app, c, received).await,
                     other => Ok(Handled::reply(Some(ui::unknown_command(other)))),
                 }
@@ -98,11 +104,25 @@ async fn dispatch(
             Inbound::ViewSubmission(v) => match v.view.callback_id.as_str() {
                 ui::DECLARE_CALLBACK => declare::on_submit(app, v).await,
                 ui::RESOLVE_CALLBACK => resolve::on_submit(app, v).await,
+                ui::CLOSE_CALLBACK => close::on_submit(app, v).await,
                 other => {
                     tracing::info!(callback_id = other, "unknown view submitted; closing it");
                     Ok(Handled::default())
                 }
             },
+            Inbound::BlockAction(a)
+                if a
+                    .actions
+                    .iter()
+                    .any(|x| follow_up::is_follow_up_action(&x.action_id)) =>
+            {
+                follow_up::on_actions(app, a).await
+            }
+            Inbound::BlockAction(a)
+                if a.actions.iter().any(|x| x.action_id == ui::REVIEW_CLOSE_ACTION) =>
+            {
+                close::on_review_button(app, a, received).await
+            }
             Inbound::BlockAction(a) => retry::on_actions(app, a),
             Inbound::Event(e) => {
                 let first = events
@@ -130,6 +150,37 @@ async fn dispatch(
     }
     .instrument(span)
     .await
+}
+
+/// An after-the-incident `/incident` subcommand: refused when it cannot be read or is typed
+/// outside an incident channel, else handled by its command's handler.
+async fn after_incident(
+    app: &Arc<Runner>,
+    c: crate::slack::inbound::SlashCommand,
+    parsed: Result<crate::incident::command::IncidentCommand, String>,
+    received: Instant,
+) -> Outcome {
+    use crate::incident::command::IncidentCommand;
+    let cmd = match parsed {
+        Ok(cmd) => cmd,
+        Err(reason) => return Ok(Handled::reply(Some(ui::follow_up_refused(&reason)))),
+    };
+    let inc = match follow_up::incident_here(app, &c, &cmd).await? {
+        Ok(inc) => inc,
+        Err(refusal) => return Ok(refusal),
+    };
+    match cmd {
+        IncidentCommand::FollowUp { .. }
+        | IncidentCommand::FollowUps
+        | IncidentCommand::Done(_)
+        | IncidentCommand::WontDo(_) => follow_up::on_command(app, &c, inc, cmd).await,
+        IncidentCommand::Close => close::on_close(app, c, inc, received),
+        IncidentCommand::Reopen => close::on_reopen(app, c, inc).await,
+        other => Ok(Handled::reply(Some(ui::follow_up_refused(&format!(
+            "`/incident {}` is not available yet.",
+            other.name()
+        ))))),
+    }
 }
 
 impl EnvelopeHandler for Dispatcher {

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::{open_modal, Failure, Outcome};
 use crate::slack::inbound::{SlashCommand, ViewSubmission};
+use crate::slack::manifest::RESOLVE_COMMAND;
 use crate::slack::meta::ResolveFormMeta;
 use crate::slack::socket::Handled;
 use crate::slack::ui::{self, SUMMARY_ACTION, SUMMARY_BLOCK};
@@ -25,6 +26,9 @@ pub async fn on_command(app: &Arc<Runner>, c: SlashCommand, received: Instant) -
         .map_err(|e| Failure::new(e.context("store unavailable"), Some(ui::internal_error())))?;
     match incident {
         None => Ok(Handled::reply(Some(ui::resolve_outside_incident()))),
+        Some(inc) if inc.status == crate::incident::Status::Closed => Ok(Handled::reply(Some(
+            ui::closed_refuses(&inc, RESOLVE_COMMAND),
+        ))),
         Some(inc) if !inc.status.can_resolve() => {
             Ok(Handled::reply(Some(ui::resolve_already_resolved(&inc))))
         }
@@ -56,6 +60,18 @@ pub async fn on_submit(app: &Arc<Runner>, v: ViewSubmission) -> Outcome {
         .input(SUMMARY_BLOCK, SUMMARY_ACTION)
         .unwrap_or_default();
     let summary = summary.trim();
+    let impact = v
+        .view
+        .input(ui::IMPACT_BLOCK, ui::IMPACT_ACTION)
+        .unwrap_or_default();
+    if !impact.trim().is_empty() {
+        ctx.store.set_impact(id, impact.trim()).await.map_err(|e| {
+            Failure::new(
+                e.context("could not record the impact"),
+                Some(ui::resolution_not_saved()),
+            )
+        })?;
+    }
     let key = if v.view.id.is_empty() {
         format!("{user}:{id}")
     } else {

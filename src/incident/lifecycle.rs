@@ -18,6 +18,10 @@ pub enum Transition {
     ResolveRequested,
     /// The resolve workflow finished.
     Resolved,
+    /// A person submitted the close form after the review: final.
+    Close,
+    /// A person reopened a resolved (not closed) incident: back to investigating.
+    Reopen,
 }
 
 /// What changed.
@@ -34,6 +38,7 @@ impl Transition {
             Transition::Declared | Transition::DeclareFailed => &[Status::Declaring],
             Transition::ResolveRequested => &[Status::Declaring, Status::Open],
             Transition::Resolved => &[Status::Resolving],
+            Transition::Close | Transition::Reopen => &[Status::Resolved],
         }
     }
 
@@ -44,6 +49,8 @@ impl Transition {
             Transition::DeclareFailed => Status::Failed,
             Transition::ResolveRequested => Status::Resolving,
             Transition::Resolved => Status::Resolved,
+            Transition::Close => Status::Closed,
+            Transition::Reopen => Status::Open,
         }
     }
 
@@ -62,17 +69,47 @@ pub fn can_resolve(status: Status) -> bool {
     Transition::ResolveRequested.apply(status).is_some()
 }
 
+/// Whether a resolved incident may be closed now.
+pub fn can_close(status: Status) -> bool {
+    Transition::Close.apply(status).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ALL: [Status; 5] = [
+    const ALL: [Status; 6] = [
         Status::Declaring,
         Status::Open,
         Status::Resolving,
         Status::Resolved,
         Status::Failed,
+        Status::Closed,
     ];
+
+    #[test]
+    fn only_a_resolved_incident_can_be_closed_or_reopened() {
+        for t in [Transition::Close, Transition::Reopen] {
+            let from: Vec<Status> = ALL.into_iter().filter(|s| t.apply(*s).is_some()).collect();
+            assert_eq!(from, vec![Status::Resolved], "{t:?}");
+        }
+        assert_eq!(Transition::Reopen.to(), Status::Open);
+        assert!(can_close(Status::Resolved) && !can_close(Status::Open));
+    }
+
+    #[test]
+    fn a_closed_incident_changes_no_more() {
+        for t in [
+            Transition::Declared,
+            Transition::DeclareFailed,
+            Transition::ResolveRequested,
+            Transition::Resolved,
+            Transition::Close,
+            Transition::Reopen,
+        ] {
+            assert_eq!(t.apply(Status::Closed), None, "{t:?}");
+        }
+    }
 
     #[test]
     fn a_late_declared_never_undoes_a_resolution_under_way() {

@@ -38,6 +38,8 @@ pub enum Status {
     Resolved,
     /// Declaring failed for good (the channel could not be created); nothing else was done.
     Failed,
+    /// Formally closed after its review: final, except for its follow-ups.
+    Closed,
 }
 
 impl Status {
@@ -48,6 +50,7 @@ impl Status {
             Status::Resolving => "resolving",
             Status::Resolved => "resolved",
             Status::Failed => "failed",
+            Status::Closed => "closed",
         }
     }
 
@@ -59,6 +62,7 @@ impl Status {
             "resolving" => Status::Resolving,
             "resolved" => Status::Resolved,
             "failed" => Status::Failed,
+            "closed" => Status::Closed,
             _ => return None,
         })
     }
@@ -162,7 +166,7 @@ pub struct Incident {
 
 impl Incident {
     pub fn channel_name(&self) -> String {
-        if matches!(self.status, Status::Resolved) {
+        if matches!(self.status, Status::Resolved | Status::Closed) {
             self.name.resolved_channel_name()
         } else {
             self.name.channel_name()

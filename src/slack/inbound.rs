@@ -136,6 +136,8 @@ pub struct InputValue {
     pub value: Option<String>,
     pub selected_option: Option<SelectedOption>,
     pub selected_user: Option<String>,
+    /// A date picker's `YYYY-MM-DD`.
+    pub selected_date: Option<String>,
 }
 
 /// A static select's chosen option.
@@ -154,6 +156,7 @@ impl SubmittedView {
             .clone()
             .or_else(|| v.selected_option.as_ref().map(|o| o.value.clone()))
             .or_else(|| v.selected_user.clone())
+            .or_else(|| v.selected_date.clone())
     }
 }
 

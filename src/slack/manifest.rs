@@ -18,6 +18,7 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("conversations.invite", Some("channels:manage")),
     ("conversations.setTopic", Some("channels:manage")),
     ("conversations.rename", Some("channels:manage")),
+    ("conversations.archive", Some("channels:manage")),
     ("conversations.join", Some("channels:join")),
     ("conversations.info", Some("channels:read")),
     ("users.conversations", Some("channels:read")),

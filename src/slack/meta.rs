@@ -119,9 +119,48 @@ impl RetryButton {
     }
 }
 
+/// The value of a follow-up's *Done* / *Won't do* button: `<incident id>:F-<n>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpButton {
+    pub incident: IncidentId,
+    pub follow_up: crate::incident::follow_up::FollowUpRef,
+}
+
+impl FollowUpButton {
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.incident, self.follow_up)
+    }
+
+    pub fn decode(s: &str) -> Result<FollowUpButton, MetaError> {
+        let what = "follow-up button value";
+        let (id, r) = s
+            .split_once(':')
+            .ok_or_else(|| unreadable(what, "no ':'"))?;
+        let id = id.parse::<i64>().map_err(|e| unreadable(what, e))?;
+        let follow_up = r.parse().map_err(|e| unreadable(what, e))?;
+        Ok(FollowUpButton {
+            incident: IncidentId(id),
+            follow_up,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn follow_up_buttons_round_trip_and_refuse_other_values() {
+        let b = FollowUpButton {
+            incident: IncidentId(4),
+            follow_up: crate::incident::follow_up::FollowUpRef(2),
+        };
+        assert_eq!(b.encode(), "4:F-2");
+        assert_eq!(FollowUpButton::decode("4:F-2").unwrap(), b);
+        for bad in ["", "4", "x:F-2", "4:2", "4:F-0"] {
+            assert!(FollowUpButton::decode(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn declare_metadata_round_trips_and_keeps_its_wire_format() {

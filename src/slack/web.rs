@@ -30,6 +30,7 @@ pub enum Method {
     ChatUpdate,
     PinsAdd,
     BookmarksAdd,
+    ConversationsArchive,
 }
 
 impl Method {
@@ -51,6 +52,7 @@ impl Method {
         Method::ChatUpdate,
         Method::PinsAdd,
         Method::BookmarksAdd,
+        Method::ConversationsArchive,
     ];
 
     /// The method's name in the Web API.
@@ -72,6 +74,7 @@ impl Method {
             Method::ChatUpdate => "chat.update",
             Method::PinsAdd => "pins.add",
             Method::BookmarksAdd => "bookmarks.add",
+            Method::ConversationsArchive => "conversations.archive",
         }
     }
 }
@@ -123,6 +126,16 @@ pub struct Message<'a> {
     pub thread_ts: Option<&'a MessageTs>,
     /// `(incident name, step)` in the message's metadata (see [`MESSAGE_MARKER`]).
     pub marker: (&'a str, &'a str),
+}
+
+/// What `conversations.archive` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Archived {
+    /// Archived now or before.
+    Archived,
+    /// Slack refuses for a reason retrying cannot fix (its error code), e.g.
+    /// `restricted_action` where only admins may archive.
+    Refused(String),
 }
 
 /// Bookmark a link in a channel's header.
@@ -337,6 +350,26 @@ impl SlackApi {
         }
     }
 
+    /// `conversations.archive`. A channel already archived counts as archived; a workspace that
+    /// lets only admins archive answers [`Archived::Refused`] with Slack's code.
+    pub async fn archive(&self, channel: &ChannelId) -> Result<Archived, SlackError> {
+        match self
+            .json(Method::ConversationsArchive, json!({"channel": channel}))
+            .await
+        {
+            Ok(_) => Ok(Archived::Archived),
+            Err(e) if e.is_code("already_archived") => Ok(Archived::Archived),
+            Err(e)
+                if e.is_code("restricted_action")
+                    || e.is_code("cant_archive_required")
+                    || e.is_code("cant_archive_general") =>
+            {
+                Ok(Archived::Refused(e.code().unwrap_or_default().to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// `bookmarks.add` of a link.
     pub async fn bookmark(&self, b: Bookmark<'_>) -> Result<(), SlackError> {
         self.json(
@@ -491,11 +524,12 @@ mod tests {
                 | Method::ChatPostMessage
                 | Method::ChatUpdate
                 | Method::PinsAdd
-                | Method::BookmarksAdd => true,
+                | Method::BookmarksAdd
+                | Method::ConversationsArchive => true,
             };
             assert!(listed);
         }
-        assert_eq!(Method::ALL.len(), 16);
+        assert_eq!(Method::ALL.len(), 17);
         assert_eq!(Method::ChatPostMessage.name(), "chat.postMessage");
     }
 }

@@ -15,9 +15,13 @@
 //! durable timers ([`timers`]). A stored value this incd cannot read (an unknown status or step
 //! state, a malformed time) is an error, never a silent default.
 
+mod close;
+mod follow_ups;
 mod leases;
 mod timers;
 
+pub use close::{CloseRecorded, Closing, NewClose};
+pub use follow_ups::{AwaitingReview, FollowUpAdded, FollowUpClosed, NewFollowUp, OwnedFollowUp};
 pub use leases::Lease;
 pub use timers::{NewTimer, Timer};
 
@@ -111,6 +115,31 @@ const MIGRATIONS: &[&str] = &[
         fired_at    INTEGER
     );
     CREATE INDEX timers_due ON timers(state, due_at);
+    "#,
+    // 4: after the incident (store/follow_ups.rs, store/close.rs): follow-ups F-<number> per
+    // incident; the close (its submission, time, person, review date and notes)
+    r#"
+    CREATE TABLE follow_ups (
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        number      INTEGER NOT NULL,
+        title       TEXT NOT NULL,
+        owner       TEXT,
+        due         TEXT,
+        state       TEXT NOT NULL DEFAULT 'open',
+        created_by  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        closed_by   TEXT,
+        closed_at   TEXT,
+        PRIMARY KEY (incident_id, number)
+    );
+    CREATE INDEX follow_ups_owner ON follow_ups(owner, state);
+    ALTER TABLE incidents ADD COLUMN close_key TEXT;
+    ALTER TABLE incidents ADD COLUMN closed_at TEXT;
+    ALTER TABLE incidents ADD COLUMN closed_by TEXT;
+    ALTER TABLE incidents ADD COLUMN review_date TEXT;
+    ALTER TABLE incidents ADD COLUMN review_notes TEXT;
+    ALTER TABLE incidents ADD COLUMN review_reminded_for INTEGER;
+    ALTER TABLE incidents ADD COLUMN impact TEXT;
     "#,
 ];
 

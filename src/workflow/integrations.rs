@@ -99,6 +99,11 @@ pub async fn retry_now(runner: &Arc<Runner>, id: IncidentId, b: Background) -> R
     Ok(true)
 }
 
+/// A reopened incident pages again, with the same dedup key (its page steps were forgotten).
+pub fn page_again(runner: &Arc<Runner>, id: IncidentId) {
+    spawn(runner, id, Background::Page);
+}
+
 fn spawn(runner: &Arc<Runner>, id: IncidentId, b: Background) {
     if configured(runner.ctx(), b) {
         runner.start(id, Workflow::Background(b));
@@ -410,7 +415,10 @@ async fn start_waiting_update(runner: &Arc<Runner>, id: IncidentId, b: Backgroun
     let Some(now) = store.incident(id).await? else {
         return Ok(());
     };
-    if matches!(now.status, Status::Resolving | Status::Resolved) {
+    if matches!(
+        now.status,
+        Status::Resolving | Status::Resolved | Status::Closed
+    ) {
         let follow = match b {
             Background::Page | Background::PageResolve => Background::PageResolve,
             Background::PostMortem | Background::PostMortemResolve => Background::PostMortemResolve,
@@ -519,7 +527,10 @@ pub async fn facts(ctx: &Ctx, inc: &Incident) -> Result<IncidentFacts> {
         pagerduty_severity: level
             .map(|l| l.pagerduty_severity.clone())
             .unwrap_or_else(|| "error".into()),
-        resolved: matches!(inc.status, Status::Resolving | Status::Resolved),
+        resolved: matches!(
+            inc.status,
+            Status::Resolving | Status::Resolved | Status::Closed
+        ),
         reporter: inc.reporter.to_string(),
         commander: inc.commander.as_ref().map(|c| c.to_string()),
         channel_id,

@@ -11,9 +11,12 @@
 //! On start, [`runner::Runner::resume_all`] picks up every unfinished workflow; [`timers`] fires
 //! durable timers.
 
+pub mod close;
 pub mod declare;
+pub mod follow_ups;
 pub mod integrations;
 pub mod resolve;
+pub mod review;
 pub mod runner;
 pub mod steps;
 pub mod summary;

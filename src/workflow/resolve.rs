@@ -75,13 +75,17 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
             }
         }
     };
+    let impact = ctx.store.impact(id).await?;
     let post = post_step(
         ctx,
         &inc,
         StepKey::Resolution,
         &channel,
         || {
-            let (t, b) = ui::resolution_post(&inc, tz);
+            let (t, mut b) = ui::resolution_post(&inc, tz);
+            if let (Some(i), Some(blocks)) = (&impact, b.as_array_mut()) {
+                blocks.push(ui::impact_section(i));
+            }
             (t, Some(b))
         },
         None,
@@ -100,6 +104,13 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
     e.context("announcements")?;
 
     ctx.store.transition(id, Transition::Resolved).await?;
+    // Review reminders from now on (issue 12).
+    super::review::start(
+        runner,
+        id,
+        inc.resolved_at.unwrap_or_else(|| ctx.clock.now()),
+    )
+    .await?;
     // The summary's refresh state is not needed any more (a late refresh renders anew).
     ctx.summaries
         .lock()

@@ -608,7 +608,11 @@ impl Runner {
 
     async fn execute(self: &Arc<Self>, id: IncidentId, w: Workflow) -> Result<()> {
         match w {
-            Workflow::Declare | Workflow::Resolve => {
+            Workflow::Declare
+            | Workflow::Resolve
+            | Workflow::Close
+            | Workflow::Reopen
+            | Workflow::Review(_) => {
                 let marker = StepKey::of(w).to_string();
                 let store = &self.ctx.store;
                 let now = self.ctx.clock.now();
@@ -616,10 +620,12 @@ impl Runner {
                     .set_step(id, &marker, StepState::Started, None, now)
                     .await
                     .context("recording the workflow's start")?;
-                if w == Workflow::Declare {
-                    super::declare::run(self, id).await?;
-                } else {
-                    super::resolve::run(self, id).await?;
+                match w {
+                    Workflow::Declare => super::declare::run(self, id).await?,
+                    Workflow::Resolve => super::resolve::run(self, id).await?,
+                    Workflow::Close => super::close::run_close(self, id).await?,
+                    Workflow::Review(ms) => super::review::run(self, id, ms).await?,
+                    _ => super::close::run_reopen(self, id).await?,
                 }
                 store
                     .set_step(id, &marker, StepState::Done, None, self.ctx.clock.now())
@@ -627,6 +633,7 @@ impl Runner {
                     .context("recording the workflow done")
             }
             Workflow::Background(b) => super::integrations::run(self, id, b).await,
+            Workflow::FollowUp(n) => super::follow_ups::run(self, id, n).await,
         }
     }
 
@@ -705,7 +712,7 @@ pub fn resume_plan(status: Status, pending_steps: &[String]) -> Result<Vec<Workf
     match status {
         Status::Declaring => add(Workflow::Declare),
         Status::Resolving => add(Workflow::Resolve),
-        Status::Open | Status::Resolved | Status::Failed => {}
+        Status::Open | Status::Resolved | Status::Failed | Status::Closed => {}
     }
     for s in pending_steps {
         let key: StepKey = s.parse()?;
@@ -714,7 +721,8 @@ pub fn resume_plan(status: Status, pending_steps: &[String]) -> Result<Vec<Workf
     let rank = |w: &Workflow| match w {
         Workflow::Declare => 0,
         Workflow::Resolve => 1,
-        Workflow::Background(_) => 2,
+        Workflow::Close | Workflow::Reopen | Workflow::Review(_) => 2,
+        Workflow::Background(_) | Workflow::FollowUp(_) => 3,
     };
     wanted.sort_by_key(rank);
     Ok(wanted)

@@ -48,6 +48,15 @@ pub enum Workflow {
     Resolve,
     /// One background integration step, running on its own.
     Background(Background),
+    /// Posting a new follow-up in the channel and sending it to its owner (one workflow per
+    /// follow-up, so two added at once never wait for each other).
+    FollowUp(u32),
+    /// After the review: say closed everywhere, then archive the channel.
+    Close,
+    /// A resolved incident back to investigating.
+    Reopen,
+    /// The review reminder for one due time (unix milliseconds).
+    Review(i64),
 }
 
 impl fmt::Display for Workflow {
@@ -56,6 +65,10 @@ impl fmt::Display for Workflow {
             Workflow::Declare => f.write_str("declare"),
             Workflow::Resolve => f.write_str("resolve"),
             Workflow::Background(b) => f.write_str(b.as_str()),
+            Workflow::FollowUp(n) => write!(f, "follow_up:{n}"),
+            Workflow::Close => f.write_str("close"),
+            Workflow::Reopen => f.write_str("reopen"),
+            Workflow::Review(ms) => write!(f, "review:{ms}"),
         }
     }
 }
@@ -87,6 +100,17 @@ pub enum StepKey {
     GaveUp(Background),
     Recovered(Background),
     Bookmark(Background),
+    // follow-ups: the post in the channel and the DM to the owner, per number
+    FollowUpPost(u32),
+    FollowUpDm(u32),
+    // close and reopen
+    ClosePost,
+    Archive,
+    ArchiveRefused,
+    ReopenPost,
+    // review reminders, per due time (unix ms): the channel post and each DM
+    ReviewPost(i64),
+    ReviewDm(i64, crate::incident::UserId),
 }
 
 impl StepKey {
@@ -112,6 +136,10 @@ impl StepKey {
             | StepKey::GaveUp(b)
             | StepKey::Recovered(b)
             | StepKey::Bookmark(b) => Workflow::Background(*b),
+            StepKey::FollowUpPost(n) | StepKey::FollowUpDm(n) => Workflow::FollowUp(*n),
+            StepKey::ClosePost | StepKey::Archive | StepKey::ArchiveRefused => Workflow::Close,
+            StepKey::ReopenPost => Workflow::Reopen,
+            StepKey::ReviewPost(ms) | StepKey::ReviewDm(ms, _) => Workflow::Review(*ms),
         }
     }
 
@@ -146,6 +174,14 @@ impl fmt::Display for StepKey {
             StepKey::GaveUp(b) => write!(f, "gave_up:{}", b.as_str()),
             StepKey::Recovered(b) => write!(f, "recovered:{}", b.as_str()),
             StepKey::Bookmark(b) => write!(f, "bookmark:{}", b.as_str()),
+            StepKey::FollowUpPost(n) => write!(f, "follow_up_post:{n}"),
+            StepKey::FollowUpDm(n) => write!(f, "follow_up_dm:{n}"),
+            StepKey::ClosePost => f.write_str("close_post"),
+            StepKey::Archive => f.write_str("archive"),
+            StepKey::ArchiveRefused => f.write_str("archive_refused"),
+            StepKey::ReopenPost => f.write_str("reopen_post"),
+            StepKey::ReviewPost(ms) => write!(f, "review_post:{ms}"),
+            StepKey::ReviewDm(ms, u) => write!(f, "review_dm:{ms}:{u}"),
         }
     }
 }
@@ -161,6 +197,14 @@ impl FromStr for StepKey {
     fn from_str(s: &str) -> Result<StepKey, UnknownStep> {
         let unknown = || UnknownStep(s.to_string());
         let bg = |v: &str| Background::parse(v).ok_or_else(unknown);
+        let number = |v: &str| match v.parse::<u32>() {
+            Ok(n) if n > 0 && !v.starts_with('+') => Ok(n),
+            _ => Err(unknown()),
+        };
+        let millis = |v: &str| match v.parse::<i64>() {
+            Ok(n) if n >= 0 && !v.starts_with('+') => Ok(n),
+            _ => Err(unknown()),
+        };
         let channel = |v: &str| {
             if v.is_empty() {
                 Err(unknown())
@@ -173,6 +217,14 @@ impl FromStr for StepKey {
                 "workflow" => StepKey::Workflow(match rest {
                     "declare" => Workflow::Declare,
                     "resolve" => Workflow::Resolve,
+                    r if r.starts_with("review:") => {
+                        Workflow::Review(millis(&r["review:".len()..])?)
+                    }
+                    r if r.starts_with("follow_up:") => {
+                        Workflow::FollowUp(number(&r["follow_up:".len()..])?)
+                    }
+                    "close" => Workflow::Close,
+                    "reopen" => Workflow::Reopen,
                     _ => return Err(unknown()),
                 }),
                 "announce" => StepKey::Announce(channel(rest)?),
@@ -182,6 +234,16 @@ impl FromStr for StepKey {
                 "gave_up" => StepKey::GaveUp(bg(rest)?),
                 "recovered" => StepKey::Recovered(bg(rest)?),
                 "bookmark" => StepKey::Bookmark(bg(rest)?),
+                "follow_up_post" => StepKey::FollowUpPost(number(rest)?),
+                "review_post" => StepKey::ReviewPost(millis(rest)?),
+                "review_dm" => {
+                    let (ms, user) = rest.split_once(':').ok_or_else(unknown)?;
+                    if user.is_empty() {
+                        return Err(unknown());
+                    }
+                    StepKey::ReviewDm(millis(ms)?, crate::incident::UserId::from(user))
+                }
+                "follow_up_dm" => StepKey::FollowUpDm(number(rest)?),
                 _ => return Err(unknown()),
             });
         }
@@ -196,6 +258,10 @@ impl FromStr for StepKey {
             "resolve_topic" => StepKey::ResolveTopic,
             "resolve_summary" => StepKey::ResolveSummary,
             "resolution" => StepKey::Resolution,
+            "close_post" => StepKey::ClosePost,
+            "archive" => StepKey::Archive,
+            "archive_refused" => StepKey::ArchiveRefused,
+            "reopen_post" => StepKey::ReopenPost,
             other => StepKey::Background(bg(other)?),
         })
     }
@@ -224,6 +290,18 @@ mod tests {
             StepKey::Resolution,
             StepKey::AnnounceUpdate(c.clone()),
             StepKey::AnnounceReply(c),
+            StepKey::Workflow(Workflow::FollowUp(2)),
+            StepKey::FollowUpPost(3),
+            StepKey::FollowUpDm(12),
+            StepKey::Workflow(Workflow::Close),
+            StepKey::Workflow(Workflow::Reopen),
+            StepKey::ClosePost,
+            StepKey::Archive,
+            StepKey::ArchiveRefused,
+            StepKey::ReopenPost,
+            StepKey::Workflow(Workflow::Review(1_796_000_000_000)),
+            StepKey::ReviewPost(1_796_000_000_000),
+            StepKey::ReviewDm(1_796_000_000_000, "U0BOB".into()),
         ];
         for b in Background::ALL {
             keys.extend([
@@ -257,7 +335,16 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        for bad in ["", "announce:", "notice:sms", "workflow:page", "paging"] {
+        for bad in [
+            "",
+            "announce:",
+            "notice:sms",
+            "workflow:page",
+            "paging",
+            "follow_up_post:",
+            "follow_up_post:0",
+            "follow_up_dm:x",
+        ] {
             assert!(bad.parse::<StepKey>().is_err(), "{bad}");
         }
     }

@@ -29,15 +29,29 @@ pub struct SummaryState {
 /// Summaries by incident id.
 pub type Summaries = std::sync::Mutex<HashMap<IncidentId, SummaryState>>;
 
-fn render(ctx: &Ctx, inc: &Incident) -> (String, serde_json::Value) {
+fn render(ctx: &Ctx, inc: &Incident, follow_ups: (usize, usize)) -> (String, serde_json::Value) {
     let level = ctx.settings.incidents.severity(inc.severity.as_str());
-    ui::summary(
+    let (text, mut blocks) = ui::summary(
         inc,
         level,
         ctx.settings.incidents.timezone,
         ctx.pager.is_some(),
         ctx.notion.is_some(),
-    )
+    );
+    // The count of open follow-ups, once there are any.
+    let (open, total) = follow_ups;
+    if total > 0 {
+        if let Some(b) = blocks.as_array_mut() {
+            b.push(serde_json::to_value(ui::follow_ups_line(open, total)).unwrap_or_default());
+        }
+    }
+    (text, blocks)
+}
+
+/// `(open, total)` follow-ups of an incident.
+async fn follow_up_counts(ctx: &Ctx, id: IncidentId) -> Result<(usize, usize)> {
+    let all = ctx.store.follow_ups(id).await?;
+    Ok((all.iter().filter(|f| f.is_open()).count(), all.len()))
 }
 
 fn key(r: &(String, serde_json::Value)) -> String {
@@ -54,7 +68,7 @@ pub async fn post(ctx: &Ctx, id: IncidentId, channel: &ChannelId) -> Result<Opti
     if let Some(ts) = inc.summary_ts.clone() {
         return Ok(Some(ts));
     }
-    let rendered = render(ctx, &inc);
+    let rendered = render(ctx, &inc, follow_up_counts(ctx, id).await?);
     let Some(ts) = post_step(
         ctx,
         &inc,
@@ -120,7 +134,7 @@ async fn send_latest(ctx: &Ctx, id: IncidentId) -> Result<Result<(), SlackError>
     let (Some(channel), Some(ts)) = (inc.channel_id.clone(), inc.summary_ts.clone()) else {
         return Ok(Ok(())); // not posted yet: the poster renders the latest state
     };
-    let rendered = render(ctx, &inc);
+    let rendered = render(ctx, &inc, follow_up_counts(ctx, id).await?);
     let k = key(&rendered);
     let unchanged = ctx
         .summaries

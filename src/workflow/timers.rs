@@ -7,7 +7,8 @@
 //!
 //! Kinds today: [`TimerKind::Resume`], set when another process held a workflow's lease; when
 //! it fires and the workflow still has work left, this process takes it over (the other one
-//! died, or it finished and there is nothing to do).
+//! died, or it finished and there is nothing to do); and [`TimerKind::Review`], an incident's
+//! next review reminder (see `workflow::review`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -36,12 +37,15 @@ const BATCH: usize = 32;
 pub enum TimerKind {
     /// Resume a workflow if it still has work left.
     Resume(Workflow),
+    /// The incident's next review reminder (decided when it fires: see `workflow::review`).
+    Review,
 }
 
 impl fmt::Display for TimerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TimerKind::Resume(w) => write!(f, "resume:{w}"),
+            TimerKind::Review => f.write_str("review"),
         }
     }
 }
@@ -50,6 +54,9 @@ impl FromStr for TimerKind {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<TimerKind> {
+        if s == "review" {
+            return Ok(TimerKind::Review);
+        }
         let w = match s.strip_prefix("resume:") {
             Some("declare") => Workflow::Declare,
             Some("resolve") => Workflow::Resolve,
@@ -137,6 +144,7 @@ async fn fire(runner: &Arc<Runner>, id: IncidentId, kind: TimerKind) -> Result<F
             runner.start(id, w);
             Ok(Fired::Started)
         }
+        TimerKind::Review => super::review::fire(runner, id).await,
     }
 }
 
@@ -188,6 +196,7 @@ mod tests {
             let k = TimerKind::Resume(w);
             assert_eq!(k.to_string().parse::<TimerKind>().unwrap(), k);
         }
+        assert_eq!("review".parse::<TimerKind>().unwrap(), TimerKind::Review);
         assert!("remind:declare".parse::<TimerKind>().is_err());
         assert!("resume:sms".parse::<TimerKind>().is_err());
     }

@@ -21,7 +21,19 @@ pub fn announcement(incident: &Incident, level: Option<&SeverityLevel>, tz: Tz) 
         incident.status,
         crate::incident::Status::Resolved | crate::incident::Status::Resolving
     );
-    let (main, fallback) = if resolved {
+    let closed = incident.status == crate::incident::Status::Closed;
+    let (main, fallback) = if closed {
+        let lasted = incident
+            .resolved_at
+            .map(|at| human_duration(at - incident.declared_at))
+            .unwrap_or_default();
+        (
+            format!(
+                ":lock: *CLOSED* · *{sev}* · {title}\nResolved after {lasted}; reviewed and closed. The record stays in {channel}."
+            ),
+            format!("CLOSED {sev} incident: {title}"),
+        )
+    } else if resolved {
         let lasted = incident
             .resolved_at
             .map(|at| human_duration(at - incident.declared_at))

@@ -8,12 +8,16 @@
 //! surface is snapshot-tested.
 
 pub mod announce;
+pub mod close;
+pub mod follow_ups;
 pub mod modals;
 pub mod notices;
 pub mod replies;
 pub mod summary;
 
 pub use announce::*;
+pub use close::*;
+pub use follow_ups::*;
 pub use modals::*;
 pub use notices::*;
 pub use replies::*;
@@ -42,6 +46,11 @@ pub const COMMANDER_ACTION: &str = "commander";
 /// Block and action ids of the resolve form.
 pub const SUMMARY_BLOCK: &str = "summary_block";
 pub const SUMMARY_ACTION: &str = "summary";
+/// The resolve form's optional impact (issue 12): it goes into the post-mortem.
+pub const IMPACT_BLOCK: &str = "impact_block";
+pub const IMPACT_ACTION: &str = "impact";
+/// Longest impact accepted (one Notion rich text holds 2000 characters).
+pub const MAX_IMPACT_CHARS: usize = 2000;
 /// Action id of the "Retry now" button under an integration failure.
 pub const RETRY_ACTION: &str = "incd_retry";
 

@@ -96,6 +96,18 @@ pub fn resolve_modal(incident: &Incident, prefill: &str, private_metadata: &str)
             .with_block_id(SUMMARY_BLOCK.into())
             .with_optional(true)
             .into(),
+        SlackInputBlock::new(
+            pt("Impact"),
+            SlackBlockPlainTextInputElement::new()
+                .with_action_id(IMPACT_ACTION.into())
+                .with_multiline(true)
+                .with_max_length(MAX_IMPACT_CHARS as u64)
+                .with_placeholder(pt("Who or what was affected, how much, for how long?"))
+                .into(),
+        )
+        .with_block_id(IMPACT_BLOCK.into())
+        .with_optional(true)
+        .into(),
     ];
     let view = SlackView::Modal(
         SlackModalView::new(pt("Resolve incident"), blocks)

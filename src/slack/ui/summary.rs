@@ -13,7 +13,9 @@ use crate::incident::{human_duration, Incident};
 /// Channel topic: severity, status, title; one line, at most 250 characters, escaped like any
 /// other text Slack stores.
 pub fn topic(incident: &Incident, level: Option<&SeverityLevel>, resolved: bool) -> String {
-    let status = if resolved {
+    let status = if incident.status == crate::incident::Status::Closed {
+        "Closed"
+    } else if resolved {
         "Resolved"
     } else {
         "Investigating"
@@ -53,12 +55,16 @@ pub fn summary(
     show_pagerduty: bool,
     show_notion: bool,
 ) -> (String, Value) {
-    let resolved = matches!(
-        incident.status,
-        crate::incident::Status::Resolved | crate::incident::Status::Resolving
-    );
+    let closed = incident.status == crate::incident::Status::Closed;
+    let resolved = closed
+        || matches!(
+            incident.status,
+            crate::incident::Status::Resolved | crate::incident::Status::Resolving
+        );
     let sev = severity_label(level, incident.severity.as_str());
-    let emoji = if resolved {
+    let emoji = if closed {
+        ":lock:"
+    } else if resolved {
         ":white_check_mark:"
     } else {
         ":rotating_light:"
@@ -68,12 +74,14 @@ pub fn summary(
         HEADER_MAX - 4,
     );
     let status = if resolved {
+        let closed_word = if closed { "Closed after review. " } else { "" };
         match (incident.resolved_at, &incident.resolved_by) {
             (Some(at), Some(by)) => format!(
-                "Resolved by <@{by}> {} (lasted {})",
+                "{closed_word}Resolved by <@{by}> {} (lasted {})",
                 slack_time(at, tz),
                 human_duration(at - incident.declared_at)
             ),
+            _ if closed => "Closed".to_string(),
             _ => "Resolved".to_string(),
         }
     } else {
@@ -138,7 +146,9 @@ pub fn summary(
             "{emoji} {sev} incident {}: {} ({})",
             incident.name,
             escape_mrkdwn(&one_line(&incident.title)),
-            if resolved {
+            if closed {
+                "closed"
+            } else if resolved {
                 "resolved"
             } else {
                 "investigating"

@@ -1576,3 +1576,69 @@ async fn a_chaos_schedule_faults_every_method_and_its_429s_count_early_retries()
     slack.set_chaos(None);
     assert!(api(&slack, "auth.test", json!({})).await.ok());
 }
+
+#[tokio::test]
+async fn conversations_archive_archives_once_and_an_archived_channel_refuses_posts() {
+    let slack = FakeSlack::start().await;
+    let ch = create(&slack, "incd-archive-me").await;
+    post(&slack, &ch, "before").await;
+    let r = api(&slack, "conversations.archive", json!({ "channel": ch })).await;
+    assert!(r.ok(), "{}", r.body);
+    assert!(slack.channel(&ch).unwrap().is_archived);
+    assert_eq!(
+        api_err(&slack, "conversations.archive", json!({ "channel": ch })).await,
+        "already_archived"
+    );
+    assert_eq!(
+        api_err(
+            &slack,
+            "chat.postMessage",
+            json!({ "channel": ch, "text": "after" })
+        )
+        .await,
+        "is_archived"
+    );
+    assert_eq!(
+        api_err(
+            &slack,
+            "conversations.archive",
+            json!({ "channel": GENERAL_CHANNEL })
+        )
+        .await,
+        "cant_archive_general"
+    );
+    assert_eq!(
+        api_err(
+            &slack,
+            "conversations.archive",
+            json!({ "channel": "C0NOPE" })
+        )
+        .await,
+        "channel_not_found"
+    );
+}
+
+#[tokio::test]
+async fn conversations_archive_needs_membership_and_can_be_restricted_to_admins() {
+    let slack = FakeSlack::start().await;
+    let other = slack.add_channel("not-ours", &[DEFAULT_USER]);
+    assert_eq!(
+        api_err(&slack, "conversations.archive", json!({ "channel": other })).await,
+        "not_in_channel"
+    );
+    let ch = create(&slack, "incd-restricted").await;
+    slack.inject_fault(
+        "conversations.archive",
+        Fault::Error("restricted_action".into()),
+    );
+    assert_eq!(
+        api_err(&slack, "conversations.archive", json!({ "channel": ch })).await,
+        "restricted_action"
+    );
+    assert!(!slack.channel(&ch).unwrap().is_archived);
+    slack.revoke_scopes(&["channels:manage", "channels:write"]);
+    assert_eq!(
+        api_err(&slack, "conversations.archive", json!({ "channel": ch })).await,
+        "missing_scope"
+    );
+}

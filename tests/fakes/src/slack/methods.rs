@@ -422,6 +422,7 @@ pub(crate) fn dispatch(st: &mut State, method: &str, a: &Args, now: Instant) -> 
         "users.info" => users_info(st, a),
         "conversations.create" => conv_create(st, a),
         "conversations.rename" => conv_rename(st, a),
+        "conversations.archive" => conv_archive(st, a),
         "conversations.invite" => conv_invite(st, a),
         "conversations.setTopic" => conv_set_topic(st, a),
         "conversations.join" => conv_join(st, a),
@@ -509,6 +510,24 @@ fn conv_rename(st: &mut State, a: &Args) -> Reply {
     }
     let c = &st.channels[i];
     Ok(json!({ "channel": st.channel_json(c, false) }))
+}
+
+/// `conversations.archive`: the caller must be a member; `#general` (and required channels)
+/// cannot be archived; an archived channel answers `already_archived`. Workspaces that let only
+/// admins archive answer `restricted_action` (inject it with a fault).
+fn conv_archive(st: &mut State, a: &Args) -> Reply {
+    let i = visible(st, a.nonempty("channel")?)?;
+    if st.channels[i].is_im {
+        return Err(e("method_not_supported_for_channel_type"));
+    }
+    require_type_scope(st, &st.channels[i], WRITE_PUBLIC, WRITE_PRIVATE, WRITE_IM)?;
+    if st.channels[i].id == super::GENERAL_CHANNEL {
+        return Err(e("cant_archive_general"));
+    }
+    require_not_archived(st, i, "already_archived")?;
+    require_member(st, i)?;
+    st.channels[i].is_archived = true;
+    Ok(json!({}))
 }
 
 fn conv_invite(st: &mut State, a: &Args) -> Reply {

@@ -88,6 +88,13 @@ pub(crate) static METHODS: &[MethodSpec] = &[
         get_ok: false,
     },
     MethodSpec {
+        name: "conversations.archive",
+        token: TokenReq::Bot,
+        scopes: CREATE_SCOPES,
+        limit: T2,
+        get_ok: false,
+    },
+    MethodSpec {
         name: "conversations.rename",
         token: TokenReq::Bot,
         scopes: CREATE_SCOPES,
