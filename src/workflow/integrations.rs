@@ -111,7 +111,8 @@ fn spawn(runner: &Arc<Runner>, id: IncidentId, b: Background) {
 }
 
 enum Outcome {
-    Paged(PageRef),
+    /// Paged; `true` when adopted from an earlier run's record (nothing was sent).
+    Paged(PageRef, bool),
     Created(PostMortem),
     Updated,
 }
@@ -274,22 +275,25 @@ async fn attempt(
     match b {
         Background::Page => {
             let pager = ctx.pager.as_ref().ok_or_else(unconfigured)?;
-            if let Some(key) = &inc.pagerduty_key {
+            if let (true, Some(key)) = (maybe_applied, &inc.pagerduty_key) {
                 // The trigger went through and was recorded; the process stopped before the
                 // step was. Sending it again could page anew after the resolve (Events v2
                 // opens a new alert for a resolved key).
-                return Ok(Outcome::Paged(PageRef {
-                    dedup_key: key.clone(),
-                    incident_id: inc.pagerduty_id.clone(),
-                    html_url: inc.pagerduty_url.clone(),
-                }));
+                return Ok(Outcome::Paged(
+                    PageRef {
+                        dedup_key: key.clone(),
+                        incident_id: inc.pagerduty_id.clone(),
+                        html_url: inc.pagerduty_url.clone(),
+                    },
+                    true,
+                ));
             }
             let paged = if maybe_applied {
                 pager.trigger_again(facts).await
             } else {
                 pager.trigger(facts).await
             };
-            paged.map(Outcome::Paged)
+            paged.map(|p| Outcome::Paged(p, false))
         }
         Background::PageResolve => {
             let pager = ctx.pager.as_ref().ok_or_else(unconfigured)?;
@@ -343,7 +347,7 @@ async fn after_success(
     let store = &ctx.store;
     let id = inc.id;
     let url = match outcome {
-        Outcome::Paged(page) => {
+        Outcome::Paged(page, adopted) => {
             store
                 .set_field(id, Field::PagerDutyKey, &page.dedup_key)
                 .await?;
@@ -354,7 +358,7 @@ async fn after_success(
                 store.set_field(id, Field::PagerDutyUrl, u).await?;
             }
             // Once: a page adopted from an earlier run's record is in the timeline already.
-            if inc.pagerduty_key.is_none() {
+            if !adopted {
                 store
                     .add_timeline(id, ctx.clock.now(), ui::TIMELINE_PAGED)
                     .await?;
@@ -655,7 +659,7 @@ mod tests {
         let facts = facts(ctx, &inc).await.unwrap();
         let r = attempt(ctx, &inc, Background::Page, &facts, true).await;
         assert!(
-            matches!(&r, Ok(Outcome::Paged(p)) if p.dedup_key == "20261201-proud-wren"),
+            matches!(&r, Ok(Outcome::Paged(p, true)) if p.dedup_key == "20261201-proud-wren"),
             "adopted without a call"
         );
     }
