@@ -73,6 +73,14 @@ pub struct Settings {
     /// Local listener for `/healthz` and `/metrics`; off when `None`.
     pub http_addr: Option<SocketAddr>,
     pub retry: RetrySettings,
+    /// What each role's holder is told (`[roles.<commander|ops|comms|planning>]`).
+    pub roles: crate::incident::roles::RoleGuides,
+    /// The reaction that puts a message on the timeline, without colons (`[timeline] emoji`,
+    /// default `pushpin`, 📌).
+    pub timeline_emoji: String,
+    /// How long an open incident may go without a status update before its commander is
+    /// nudged, per severity (`[nudges]`), or for all (`INCD_NUDGE_AFTER`).
+    pub nudges: crate::incident::nudge::NudgePolicy,
     /// Review reminders after resolve (`INCD_REVIEW_AFTER`, `INCD_REVIEW_EVERY`; 30d each).
     pub review: crate::incident::review::ReviewSchedule,
 }
@@ -207,6 +215,19 @@ struct FileConfig {
     review: FileReview,
     #[serde(default)]
     severity: Vec<SeverityLevel>,
+    #[serde(default)]
+    roles: crate::incident::roles::RoleGuides,
+    #[serde(default)]
+    timeline: FileTimeline,
+    /// `sev1 = "15m"`, … (`off` never nudges).
+    #[serde(default)]
+    nudges: std::collections::BTreeMap<String, crate::incident::nudge::Interval>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTimeline {
+    emoji: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -593,6 +614,52 @@ fn build(
         }
     }
 
+    let timeline_emoji = file
+        .timeline
+        .emoji
+        .map(|e| e.trim().trim_matches(':').to_string())
+        .unwrap_or_else(|| "pushpin".into());
+    if timeline_emoji.is_empty()
+        || !timeline_emoji
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-+'".contains(c))
+    {
+        problems.push(format!(
+            "timeline.emoji: '{timeline_emoji}' is not an emoji name (like pushpin)"
+        ));
+    }
+    let ids: Vec<&str> = severities.iter().map(|l| l.id.as_str()).collect();
+    for level in file.nudges.keys() {
+        if !ids.iter().any(|i| i.eq_ignore_ascii_case(level)) {
+            problems.push(format!(
+                "nudges.{level}: not a configured severity (use one of: {})",
+                ids.join(", ")
+            ));
+        }
+    }
+    let mut intervals: std::collections::BTreeMap<String, crate::incident::nudge::Interval> = ids
+        .iter()
+        .map(|i| {
+            (
+                i.to_string(),
+                crate::incident::nudge::NudgePolicy::defaults_for(&ids).interval(i),
+            )
+        })
+        .collect();
+    for (level, every) in &file.nudges {
+        intervals.insert(level.to_lowercase(), *every);
+    }
+    let nudge_override = match non_empty(env, "INCD_NUDGE_AFTER") {
+        None => None,
+        Some(v) => match v.parse::<crate::incident::nudge::Interval>() {
+            Ok(i) => Some(i),
+            Err(e) => {
+                problems.push(format!("INCD_NUDGE_AFTER: {e}"));
+                None
+            }
+        },
+    };
+    let nudges = crate::incident::nudge::NudgePolicy::new(intervals).with_override(nudge_override);
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
@@ -618,6 +685,9 @@ fn build(
         notion,
         http_addr,
         retry,
+        roles: file.roles,
+        timeline_emoji,
+        nudges,
         review,
     })
 }
@@ -920,5 +990,41 @@ mod tests {
         let file: FileConfig = toml::from_str(&text).unwrap();
         let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config"));
         build(file, &env(&minimal()), &dir).unwrap();
+    }
+
+    #[test]
+    fn nudge_intervals_come_from_the_file_and_incd_nudge_after_overrides_them() {
+        use crate::incident::nudge::Interval;
+        use std::time::Duration as D;
+        let file: FileConfig =
+            toml::from_str("[nudges]\nsev2 = \"5m\"\n[timeline]\nemoji = \":round_pushpin:\"\n")
+                .unwrap();
+        let s = build(file, &env(&minimal()), Path::new("")).unwrap();
+        assert_eq!(
+            s.nudges.interval("sev1"),
+            Interval::Every(D::from_secs(900))
+        );
+        assert_eq!(
+            s.nudges.interval("sev2"),
+            Interval::Every(D::from_secs(300))
+        );
+        assert_eq!(s.nudges.interval("sev4"), Interval::Off);
+        assert_eq!(s.timeline_emoji, "round_pushpin");
+
+        let mut e = minimal();
+        e.push(("INCD_NUDGE_AFTER", "2s"));
+        let s = build(FileConfig::default(), &env(&e), Path::new("")).unwrap();
+        assert_eq!(s.nudges.interval("sev4"), Interval::Every(D::from_secs(2)));
+        let mut e = minimal();
+        e.push(("INCD_NUDGE_AFTER", "off"));
+        let s = build(FileConfig::default(), &env(&e), Path::new("")).unwrap();
+        assert_eq!(s.nudges.interval("sev1"), Interval::Off);
+
+        let mut e = minimal();
+        e.push(("INCD_NUDGE_AFTER", "soon"));
+        let err = build(FileConfig::default(), &env(&e), Path::new("")).unwrap_err();
+        assert!(err.to_string().contains("INCD_NUDGE_AFTER"), "{err}");
+        let file: FileConfig = toml::from_str("[nudges]\nsev9 = \"5m\"\n").unwrap();
+        assert!(build(file, &env(&minimal()), Path::new("")).is_err());
     }
 }

@@ -707,6 +707,7 @@ async fn the_post_mortem_is_written_once_from_what_incd_recorded_even_with_a_kil
     )
     .await;
     assert!(a["text"].as_str().unwrap().contains("F-1"), "{a}");
+    incident_command(&w, BOB, &ch.id, "note Rolled back deploy 4512").await;
 
     // The first append at resolve is the resolution section; the second one, the post-mortem,
     // is applied but its answer never comes: incd is killed while waiting for it.
@@ -821,14 +822,25 @@ async fn the_post_mortem_is_written_once_from_what_incd_recorded_even_with_a_kil
         }
     }
     assert!(
-        timeline[0].ends_with(&format!(" UTC · {alice_label}: Declared: Checkout down")),
+        timeline[0].ends_with(&format!(
+            " UTC · {alice_label}: Incident declared by {alice_label}"
+        )),
         "{timeline:?}"
     );
     assert!(timeline
         .iter()
         .any(|l| l.contains("Post-mortem page created in Notion")));
     assert!(
-        timeline.last().unwrap().ends_with("Resolved"),
+        timeline
+            .iter()
+            .any(|l| l.ends_with(&format!(" UTC · {bob_label}: Rolled back deploy 4512"))),
+        "the note is on the post-mortem's timeline by its author's label: {timeline:?}"
+    );
+    assert!(
+        timeline
+            .last()
+            .unwrap()
+            .ends_with(&format!(": Resolved by {alice_label}")),
         "{timeline:?}"
     );
 

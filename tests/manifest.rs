@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use incd::slack::manifest::{bot_scopes, manifest_yaml, COMMANDS_SCOPE, METHODS};
+use incd::slack::manifest::{bot_scopes, manifest_yaml, COMMANDS_SCOPE, EVENTS, METHODS};
 use incd::slack::web::Method;
 use serde_json::Value;
 
@@ -178,6 +178,7 @@ fn the_manifest_requests_no_scope_the_code_does_not_use() {
         .collect();
     let used: BTreeSet<String> = METHODS
         .iter()
+        .chain(EVENTS)
         .filter_map(|(_, s)| s.map(String::from))
         .chain([COMMANDS_SCOPE.to_string()])
         .collect();
@@ -194,4 +195,28 @@ fn the_manifest_requests_no_scope_the_code_does_not_use() {
         .map(|c| c["command"].as_str().unwrap())
         .collect();
     assert_eq!(commands, vec!["/incident", "/resolve-incident"]);
+    assert_eq!(
+        m["features"]["slash_commands"][0]["should_escape"].as_bool(),
+        Some(true),
+        "mentions arrive as <@U…|name>"
+    );
+    let events: Vec<&str> = m["settings"]["event_subscriptions"]["bot_events"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            "reaction_added",
+            "reaction_removed",
+            "pin_added",
+            "pin_removed",
+            "app_home_opened"
+        ]
+    );
+    let home = &m["features"]["app_home"];
+    assert_eq!(home["home_tab_enabled"].as_bool(), Some(true));
+    assert_eq!(home["messages_tab_enabled"].as_bool(), Some(true));
 }

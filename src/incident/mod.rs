@@ -162,6 +162,12 @@ pub struct Incident {
     pub pagerduty_url: Option<String>,
     pub notion_page_id: Option<String>,
     pub notion_url: Option<String>,
+    /// Where the response stands while open (`/incident update`); investigating at first.
+    pub phase: command::UpdateStatus,
+    /// Who holds which role (the reporter, or whoever the declare form named, commands at first).
+    pub roles: roles::Assignments,
+    /// When the last status update was posted (`None`: none yet; nudges count from declare).
+    pub last_update_at: Option<DateTime<Utc>>,
 }
 
 impl Incident {

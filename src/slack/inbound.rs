@@ -328,6 +328,8 @@ pub struct PinnedMessage {
     pub user: Option<UserId>,
     /// Set when the message is a reply in a thread.
     pub thread_ts: Option<MessageTs>,
+    /// The message's link, when Slack includes it.
+    pub permalink: Option<String>,
 }
 
 /// `app_home_opened`.

@@ -14,6 +14,7 @@ pub const RESOLVE_COMMAND: &str = "/resolve-incident";
 pub const METHODS: &[(&str, Option<&str>)] = &[
     ("auth.test", None),
     ("views.open", None),
+    ("views.publish", None),
     ("conversations.create", Some("channels:manage")),
     ("conversations.invite", Some("channels:manage")),
     ("conversations.setTopic", Some("channels:manage")),
@@ -23,10 +24,23 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("conversations.info", Some("channels:read")),
     ("users.conversations", Some("channels:read")),
     ("conversations.history", Some("channels:history")),
+    ("conversations.replies", Some("channels:history")),
+    ("chat.getPermalink", None),
+    ("conversations.members", Some("channels:read")),
     ("chat.postMessage", Some("chat:write")),
     ("chat.update", Some("chat:write")),
+    ("chat.postEphemeral", Some("chat:write")),
     ("pins.add", Some("pins:write")),
     ("bookmarks.add", Some("bookmarks:write")),
+];
+
+/// `(bot event, scope it needs)`: the Events API subscriptions, delivered over Socket Mode.
+pub const EVENTS: &[(&str, Option<&str>)] = &[
+    ("reaction_added", Some("reactions:read")),
+    ("reaction_removed", Some("reactions:read")),
+    ("pin_added", Some("pins:read")),
+    ("pin_removed", Some("pins:read")),
+    ("app_home_opened", None),
 ];
 
 /// Scope needed for slash commands.
@@ -34,13 +48,21 @@ pub const COMMANDS_SCOPE: &str = "commands";
 
 /// The bot scopes the manifest requests, sorted.
 pub fn bot_scopes() -> Vec<&'static str> {
-    let mut set: BTreeSet<&'static str> = METHODS.iter().filter_map(|(_, s)| *s).collect();
+    let mut set: BTreeSet<&'static str> = METHODS
+        .iter()
+        .chain(EVENTS)
+        .filter_map(|(_, s)| *s)
+        .collect();
     set.insert(COMMANDS_SCOPE);
     set.into_iter().collect()
 }
 
 /// The manifest as YAML.
 pub fn manifest_yaml() -> String {
+    let events: String = EVENTS
+        .iter()
+        .map(|(e, _)| format!("      - {e}\n"))
+        .collect();
     let scopes: String = bot_scopes()
         .iter()
         .map(|s| format!("      - {s}\n"))
@@ -54,14 +76,18 @@ display_information:
   description: Declare, run and resolve incidents from Slack.
   background_color: "#8b1e1e"
 features:
+  app_home:
+    home_tab_enabled: true
+    messages_tab_enabled: true
+    messages_tab_read_only_enabled: false
   bot_user:
     display_name: incd
     always_online: true
   slash_commands:
     - command: {DECLARE_COMMAND}
-      description: Declare an incident
-      usage_hint: "[what is broken]"
-      should_escape: false
+      description: Declare an incident, or run it (help, update, severity, role, note, timeline)
+      usage_hint: "[what is broken] | help"
+      should_escape: true
     - command: {RESOLVE_COMMAND}
       description: Resolve the incident of this channel
       usage_hint: "[resolution summary]"
@@ -70,7 +96,9 @@ oauth_config:
   scopes:
     bot:
 {scopes}settings:
-  interactivity:
+  event_subscriptions:
+    bot_events:
+{events}  interactivity:
     is_enabled: true
   org_deploy_enabled: false
   socket_mode_enabled: true

@@ -66,6 +66,9 @@ impl DeclareFormMeta {
     }
 }
 
+/// The update form remembers its incident the same way as the resolve form (`{"i":id}`).
+pub type UpdateFormMeta = ResolveFormMeta;
+
 /// The resolve form remembers which incident it resolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResolveFormMeta {

@@ -16,6 +16,7 @@ use crate::incident::ids::{ChannelId, MessageTs, UserId};
 pub enum Method {
     AuthTest,
     ViewsOpen,
+    ViewsPublish,
     ConversationsCreate,
     ConversationsInvite,
     ConversationsSetTopic,
@@ -24,8 +25,12 @@ pub enum Method {
     ConversationsInfo,
     UsersConversations,
     ConversationsHistory,
+    ConversationsReplies,
+    ChatGetPermalink,
+    ConversationsMembers,
     ChatPostMessage,
     ChatUpdate,
+    ChatPostEphemeral,
     PinsAdd,
     BookmarksAdd,
     ConversationsArchive,
@@ -36,6 +41,7 @@ impl Method {
     pub const ALL: &'static [Method] = &[
         Method::AuthTest,
         Method::ViewsOpen,
+        Method::ViewsPublish,
         Method::ConversationsCreate,
         Method::ConversationsInvite,
         Method::ConversationsSetTopic,
@@ -44,8 +50,12 @@ impl Method {
         Method::ConversationsInfo,
         Method::UsersConversations,
         Method::ConversationsHistory,
+        Method::ConversationsReplies,
+        Method::ChatGetPermalink,
+        Method::ConversationsMembers,
         Method::ChatPostMessage,
         Method::ChatUpdate,
+        Method::ChatPostEphemeral,
         Method::PinsAdd,
         Method::BookmarksAdd,
         Method::ConversationsArchive,
@@ -56,6 +66,7 @@ impl Method {
         match self {
             Method::AuthTest => "auth.test",
             Method::ViewsOpen => "views.open",
+            Method::ViewsPublish => "views.publish",
             Method::ConversationsCreate => "conversations.create",
             Method::ConversationsInvite => "conversations.invite",
             Method::ConversationsSetTopic => "conversations.setTopic",
@@ -64,13 +75,26 @@ impl Method {
             Method::ConversationsInfo => "conversations.info",
             Method::UsersConversations => "users.conversations",
             Method::ConversationsHistory => "conversations.history",
+            Method::ConversationsReplies => "conversations.replies",
+            Method::ChatGetPermalink => "chat.getPermalink",
+            Method::ConversationsMembers => "conversations.members",
             Method::ChatPostMessage => "chat.postMessage",
             Method::ChatUpdate => "chat.update",
+            Method::ChatPostEphemeral => "chat.postEphemeral",
             Method::PinsAdd => "pins.add",
             Method::BookmarksAdd => "bookmarks.add",
             Method::ConversationsArchive => "conversations.archive",
         }
     }
+}
+
+/// A message read back from Slack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadMessage {
+    pub text: String,
+    /// The author (absent for messages from bots without a user and from webhooks).
+    pub user: Option<UserId>,
+    pub bot_id: Option<String>,
 }
 
 /// `event_type` of the metadata incd attaches to its messages, to find them again.
@@ -314,6 +338,82 @@ impl SlackApi {
         .map(|_| ())
     }
 
+    /// One message, whether top level or a reply in a thread: `conversations.replies` with the
+    /// message's own ts (`conversations.history` only sees top-level messages). `None` when Slack
+    /// says the message is gone (`thread_not_found`).
+    pub async fn read_message(
+        &self,
+        channel: &ChannelId,
+        ts: &MessageTs,
+    ) -> Result<Option<ReadMessage>, SlackError> {
+        let resp = match self
+            .form(
+                Method::ConversationsReplies,
+                &[
+                    ("channel", channel.as_str()),
+                    ("ts", ts.as_str()),
+                    ("limit", "1"),
+                    ("inclusive", "true"),
+                ],
+            )
+            .await
+        {
+            Err(e) if e.is_code("thread_not_found") => return Ok(None),
+            r => r?,
+        };
+        let found = resp
+            .get("messages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|m| m.get("ts").and_then(Value::as_str) == Some(ts.as_str()))
+            .map(|m| ReadMessage {
+                text: str_of(m, &["text"]).unwrap_or_default().to_string(),
+                user: str_of(m, &["user"]).map(UserId::from),
+                bot_id: str_of(m, &["bot_id"]).map(String::from),
+            });
+        Ok(found)
+    }
+
+    /// `chat.getPermalink` of a message.
+    pub async fn permalink(
+        &self,
+        channel: &ChannelId,
+        ts: &MessageTs,
+    ) -> Result<String, SlackError> {
+        let resp = self
+            .form(
+                Method::ChatGetPermalink,
+                &[("channel", channel.as_str()), ("message_ts", ts.as_str())],
+            )
+            .await?;
+        Ok(str_of(&resp, &["permalink"])
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// `views.publish`: a person's Home tab.
+    pub async fn publish_home(&self, user: &UserId, view: Value) -> Result<(), SlackError> {
+        self.json(Method::ViewsPublish, json!({"user_id": user, "view": view}))
+            .await
+            .map(|_| ())
+    }
+
+    /// `chat.postEphemeral`: text only `user` sees in `channel` (they must be a member).
+    pub async fn post_ephemeral(
+        &self,
+        channel: &ChannelId,
+        user: &UserId,
+        text: &str,
+    ) -> Result<(), SlackError> {
+        self.json(
+            Method::ChatPostEphemeral,
+            json!({"channel": channel, "user": user, "text": text}),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `chat.update` of a message's text and blocks.
     pub async fn update(
         &self,
@@ -374,6 +474,83 @@ impl SlackApi {
         .map(|_| ())
     }
 
+    /// The channel's members (`conversations.members`, every page): to invite only who is
+    /// missing after an invite whose outcome is unknown.
+    pub async fn members(&self, channel: &ChannelId) -> Result<Vec<UserId>, SlackError> {
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..50 {
+            let mut args: Vec<(&str, &str)> = vec![("channel", channel.as_str()), ("limit", "200")];
+            if !cursor.is_empty() {
+                args.push(("cursor", &cursor));
+            }
+            let resp = self.form(Method::ConversationsMembers, &args).await?;
+            out.extend(
+                resp["members"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(UserId::from),
+            );
+            match str_of(&resp, &["response_metadata", "next_cursor"]) {
+                Some(c) if !c.is_empty() => cursor = c.to_string(),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether message `ts` is pinned in `channel` (its `pinned_to` in `conversations.history`):
+    /// to pin only what is not pinned after a `pins.add` whose outcome is unknown.
+    pub async fn is_pinned(&self, channel: &ChannelId, ts: &MessageTs) -> Result<bool, SlackError> {
+        let resp = self
+            .form(
+                Method::ConversationsHistory,
+                &[
+                    ("channel", channel.as_str()),
+                    ("oldest", ts.as_str()),
+                    ("latest", ts.as_str()),
+                    ("inclusive", "true"),
+                    ("limit", "1"),
+                ],
+            )
+            .await?;
+        Ok(resp["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["ts"] == ts.as_str())
+            .any(|m| {
+                m["pinned_to"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|c| c == channel.as_str()))
+            }))
+    }
+
+    /// Find a thread reply incd posted with marker `(incident, step)` under `thread_ts`
+    /// (`conversations.replies`, first 200 messages of the thread).
+    pub async fn find_own_reply(
+        &self,
+        channel: &ChannelId,
+        thread_ts: &MessageTs,
+        incident: &str,
+        step: &str,
+    ) -> Result<Option<MessageTs>, SlackError> {
+        let resp = self
+            .form(
+                Method::ConversationsReplies,
+                &[
+                    ("channel", channel.as_str()),
+                    ("ts", thread_ts.as_str()),
+                    ("limit", "200"),
+                    ("include_all_metadata", "true"),
+                ],
+            )
+            .await?;
+        Ok(marked(&resp, incident, step))
+    }
+
     /// Find a message incd posted with marker `(incident, step)` in `channel` since `oldest`
     /// (`conversations.history`, newest 200 messages).
     pub async fn find_own_message(
@@ -394,21 +571,24 @@ impl SlackApi {
                 ],
             )
             .await?;
-        let found = resp
-            .get("messages")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|m| {
-                let md = &m["metadata"];
-                md["event_type"] == MESSAGE_MARKER
-                    && md["event_payload"]["incident"] == incident
-                    && md["event_payload"]["step"] == step
-            })
-            .and_then(|m| m.get("ts").and_then(Value::as_str))
-            .map(MessageTs::from);
-        Ok(found)
+        Ok(marked(&resp, incident, step))
     }
+}
+
+/// The `ts` of the message in a `messages` answer marked `(incident, step)`.
+fn marked(resp: &Value, incident: &str, step: &str) -> Option<MessageTs> {
+    resp.get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|m| {
+            let md = &m["metadata"];
+            md["event_type"] == MESSAGE_MARKER
+                && md["event_payload"]["incident"] == incident
+                && md["event_payload"]["step"] == step
+        })
+        .and_then(|m| m.get("ts").and_then(Value::as_str))
+        .map(MessageTs::from)
 }
 
 #[cfg(test)]
@@ -425,6 +605,7 @@ mod tests {
             let listed = match m {
                 Method::AuthTest
                 | Method::ViewsOpen
+                | Method::ViewsPublish
                 | Method::ConversationsCreate
                 | Method::ConversationsInvite
                 | Method::ConversationsSetTopic
@@ -433,15 +614,19 @@ mod tests {
                 | Method::ConversationsInfo
                 | Method::UsersConversations
                 | Method::ConversationsHistory
+                | Method::ConversationsReplies
+                | Method::ChatGetPermalink
+                | Method::ConversationsMembers
                 | Method::ChatPostMessage
                 | Method::ChatUpdate
+                | Method::ChatPostEphemeral
                 | Method::PinsAdd
                 | Method::BookmarksAdd
                 | Method::ConversationsArchive => true,
             };
             assert!(listed);
         }
-        assert_eq!(Method::ALL.len(), 15);
+        assert_eq!(Method::ALL.len(), 21);
         assert_eq!(Method::ChatPostMessage.name(), "chat.postMessage");
     }
 }

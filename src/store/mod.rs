@@ -18,11 +18,15 @@
 mod close;
 mod follow_ups;
 mod leases;
+mod lifecycle;
 mod timers;
 
 pub use close::{CloseRecorded, Closing, NewClose};
 pub use follow_ups::{AwaitingReview, FollowUpAdded, FollowUpClosed, NewFollowUp, OwnedFollowUp};
 pub use leases::Lease;
+pub use lifecycle::{
+    Applied, Captured, ChangeRecord, ChangeRecorded, ChangeRequest, NewChange, StoredEntry,
+};
 pub use timers::{NewTimer, Timer};
 
 use std::collections::HashSet;
@@ -140,6 +144,33 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE incidents ADD COLUMN review_notes TEXT;
     ALTER TABLE incidents ADD COLUMN review_reminded_for INTEGER;
     ALTER TABLE incidents ADD COLUMN impact TEXT;
+    "#,
+    // 5: the incident lifecycle (see lifecycle.rs): the update status, role holders and last
+    // update of an incident; who and what each timeline entry is, and what it came from (one
+    // entry per source); the changes people make, propagated by their own workflow.
+    r#"
+    ALTER TABLE incidents ADD COLUMN phase TEXT;
+    ALTER TABLE incidents ADD COLUMN roles TEXT;
+    ALTER TABLE incidents ADD COLUMN last_update_at TEXT;
+    ALTER TABLE incidents ADD COLUMN last_nudged_at TEXT;
+    ALTER TABLE incidents ADD COLUMN snoozed_until TEXT;
+    ALTER TABLE timeline ADD COLUMN author TEXT;
+    ALTER TABLE timeline ADD COLUMN kind TEXT;
+    ALTER TABLE timeline ADD COLUMN source_key TEXT;
+    CREATE UNIQUE INDEX timeline_source ON timeline(incident_id, source_key);
+    CREATE TABLE changes (
+        seq         INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        key         TEXT NOT NULL UNIQUE,
+        change      TEXT NOT NULL,
+        at          TEXT NOT NULL
+    );
+    CREATE TABLE captures (
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        message_ts  TEXT NOT NULL,
+        holder      TEXT NOT NULL,
+        PRIMARY KEY (incident_id, message_ts, holder)
+    );
     "#,
 ];
 
@@ -393,7 +424,8 @@ fn conv<T>(r: rusqlite::Result<Result<T>>) -> Result<T> {
 const INCIDENT_COLUMNS: &str =
     "id, name, title, description, severity, status, reporter, commander, \
      origin_channel, declared_at, channel_id, summary_ts, resolved_at, resolved_by, resolution, \
-     pagerduty_key, pagerduty_id, pagerduty_url, notion_page_id, notion_url, response_url";
+     pagerduty_key, pagerduty_id, pagerduty_url, notion_page_id, notion_url, response_url, \
+     phase, roles, last_update_at";
 
 fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Incident>> {
     let status: String = r.get(5)?;
@@ -411,15 +443,29 @@ fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Incident>> {
         Some(Ok(t)) => Some(t),
         Some(Err(e)) => return Ok(Err(e)),
     };
+    let lifecycle = match lifecycle::columns(r, 21) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(e)),
+    };
+    let reporter = UserId(r.get(6)?);
+    let commander = r.get::<_, Option<String>>(7)?.map(UserId);
+    let roles = lifecycle.roles.unwrap_or_else(|| {
+        crate::incident::roles::Assignments::with_commander(
+            commander.clone().unwrap_or_else(|| reporter.clone()),
+        )
+    });
     Ok(Ok(Incident {
+        phase: lifecycle.phase,
+        roles,
+        last_update_at: lifecycle.last_update_at,
         id: IncidentId(r.get(0)?),
         name: IncidentName::from_stored(r.get::<_, String>(1)?),
         title: r.get(2)?,
         description: r.get(3)?,
         severity: Severity::new(r.get::<_, String>(4)?),
         status,
-        reporter: UserId(r.get(6)?),
-        commander: r.get::<_, Option<String>>(7)?.map(UserId),
+        reporter,
+        commander,
         origin_channel: r.get::<_, Option<String>>(8)?.map(ChannelId),
         declared_at,
         channel_id: r.get::<_, Option<String>>(10)?.map(ChannelId),
@@ -699,12 +745,15 @@ impl Store {
                 Ok(_) => {
                     let id = tx.last_insert_rowid();
                     tx.prepare_cached(
-                        "INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)",
+                        "INSERT INTO timeline (incident_id, at, text, author, kind) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
                     .execute(params![
                         id,
                         ts(n.declared_at),
-                        format!("Incident declared by <@{}>", n.reporter)
+                        format!("Incident declared by <@{}>", n.reporter),
+                        n.reporter.as_str(),
+                        lifecycle::kind_json(&crate::incident::timeline::EntryKind::Declared)
                     ])?;
                     tx.commit()?;
                     Ok(Recorded::New(IncidentId(id)))
@@ -868,12 +917,17 @@ impl Store {
             if changed == 0 {
                 return Ok(ResolveRecorded::AlreadyResolved);
             }
-            tx.prepare_cached("INSERT INTO timeline (incident_id, at, text) VALUES (?1, ?2, ?3)")?
-                .execute(params![
-                    r.incident.0,
-                    ts(r.at),
-                    format!("Resolved by <@{}>", r.resolved_by)
-                ])?;
+            tx.prepare_cached(
+                "INSERT INTO timeline (incident_id, at, text, author, kind) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                r.incident.0,
+                ts(r.at),
+                format!("Resolved by <@{}>", r.resolved_by),
+                r.resolved_by.as_str(),
+                lifecycle::kind_json(&crate::incident::timeline::EntryKind::Resolved)
+            ])?;
             tx.commit()?;
             Ok(ResolveRecorded::Started)
         })

@@ -10,39 +10,23 @@ use crate::incident::roles::{PeopleLabels, Role, RoleHolding};
 use crate::incident::timeline::{people_in_order, EntryKind, TimelineEntry};
 use crate::incident::{Incident, Status};
 
-/// The timeline as the post-mortem shows it. Today the store keeps incd's own entries (time and
-/// text, no author); a richer timeline (authors, captured messages with permalinks) only needs
-/// this function to change.
-/// The declaration and the resolution are not stored as entries yet: they are taken from the
-/// incident itself, with who did them.
+/// The timeline as the post-mortem shows it: every stored entry (system entries for the
+/// declaration, changes and the resolution, notes, captured messages with their permalinks), in
+/// time order, with who made it. Entries from before the lifecycle migration have no kind: they
+/// were incd's own, so they read as status entries.
 async fn timeline(ctx: &Ctx, inc: &Incident) -> Result<Vec<TimelineEntry>> {
-    let mut entries = vec![TimelineEntry {
-        at: inc.declared_at,
-        author: Some(inc.reporter.clone()),
-        kind: EntryKind::Declared,
-        text: format!("Declared: {}", inc.title),
-    }];
-    entries.extend(
-        ctx.store
-            .timeline(inc.id)
-            .await?
-            .into_iter()
-            .map(|(at, text)| TimelineEntry {
-                at,
-                author: None,
-                kind: EntryKind::StatusChanged,
-                text,
-            }),
-    );
-    if let Some(at) = inc.resolved_at {
-        entries.push(TimelineEntry {
-            at,
-            author: inc.resolved_by.clone(),
-            kind: EntryKind::Resolved,
-            text: "Resolved".into(),
-        });
-    }
-    Ok(entries)
+    Ok(ctx
+        .store
+        .timeline_entries(inc.id)
+        .await?
+        .into_iter()
+        .map(|e| TimelineEntry {
+            at: e.at,
+            author: e.author,
+            kind: e.kind.unwrap_or(EntryKind::StatusChanged),
+            text: e.text,
+        })
+        .collect())
 }
 
 /// Build the whole document of `inc` as it stands now.

@@ -57,6 +57,8 @@ pub enum Workflow {
     Resolve,
     /// One background integration step, running on its own.
     Background(Background),
+    /// Showing one recorded change (status, severity, role) everywhere; its number.
+    Change(u32),
     /// Posting a new follow-up in the channel and sending it to its owner (one workflow per
     /// follow-up, so two added at once never wait for each other).
     FollowUp(u32),
@@ -68,12 +70,63 @@ pub enum Workflow {
     Review(i64),
 }
 
+/// The parts of showing a change, each its own step.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ChangePart {
+    /// The post in the incident channel.
+    Post,
+    Topic,
+    Summary,
+    /// The announcement in a broadcast channel, edited in place.
+    AnnounceEdit(ChannelId),
+    /// The reply in the announcement's thread.
+    AnnounceReply(ChannelId),
+    /// The role holder's direct message (or its ephemeral fallback).
+    Dm,
+    /// Paging when a raised severity pages and nobody was paged yet.
+    Page,
+}
+
+impl fmt::Display for ChangePart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChangePart::Post => f.write_str("post"),
+            ChangePart::Topic => f.write_str("topic"),
+            ChangePart::Summary => f.write_str("summary"),
+            ChangePart::AnnounceEdit(c) => write!(f, "announce_edit:{c}"),
+            ChangePart::AnnounceReply(c) => write!(f, "announce_reply:{c}"),
+            ChangePart::Dm => f.write_str("dm"),
+            ChangePart::Page => f.write_str("page"),
+        }
+    }
+}
+
+impl ChangePart {
+    fn parse(s: &str) -> Option<ChangePart> {
+        let channel = |v: &str| (!v.is_empty()).then(|| ChannelId::from(v));
+        Some(match s.split_once(':') {
+            Some(("announce_edit", c)) => ChangePart::AnnounceEdit(channel(c)?),
+            Some(("announce_reply", c)) => ChangePart::AnnounceReply(channel(c)?),
+            Some(_) => return None,
+            None => match s {
+                "post" => ChangePart::Post,
+                "topic" => ChangePart::Topic,
+                "summary" => ChangePart::Summary,
+                "dm" => ChangePart::Dm,
+                "page" => ChangePart::Page,
+                _ => return None,
+            },
+        })
+    }
+}
+
 impl fmt::Display for Workflow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Workflow::Declare => f.write_str("declare"),
             Workflow::Resolve => f.write_str("resolve"),
             Workflow::Background(b) => f.write_str(b.as_str()),
+            Workflow::Change(n) => write!(f, "change:{n}"),
             Workflow::FollowUp(n) => write!(f, "follow_up:{n}"),
             Workflow::Close => f.write_str("close"),
             Workflow::Reopen => f.write_str("reopen"),
@@ -109,6 +162,8 @@ pub enum StepKey {
     GaveUp(Background),
     Recovered(Background),
     Bookmark(Background),
+    // showing a change
+    Change(u32, ChangePart),
     // follow-ups: the post in the channel and the DM to the owner, per number
     FollowUpPost(u32),
     FollowUpDm(u32),
@@ -145,6 +200,7 @@ impl StepKey {
             | StepKey::GaveUp(b)
             | StepKey::Recovered(b)
             | StepKey::Bookmark(b) => Workflow::Background(*b),
+            StepKey::Change(n, _) => Workflow::Change(*n),
             StepKey::FollowUpPost(n) | StepKey::FollowUpDm(n) => Workflow::FollowUp(*n),
             StepKey::ClosePost | StepKey::Archive | StepKey::ArchiveRefused => Workflow::Close,
             StepKey::ReopenPost => Workflow::Reopen,
@@ -183,6 +239,7 @@ impl fmt::Display for StepKey {
             StepKey::GaveUp(b) => write!(f, "gave_up:{}", b.as_str()),
             StepKey::Recovered(b) => write!(f, "recovered:{}", b.as_str()),
             StepKey::Bookmark(b) => write!(f, "bookmark:{}", b.as_str()),
+            StepKey::Change(n, p) => write!(f, "change:{n}:{p}"),
             StepKey::FollowUpPost(n) => write!(f, "follow_up_post:{n}"),
             StepKey::FollowUpDm(n) => write!(f, "follow_up_dm:{n}"),
             StepKey::ClosePost => f.write_str("close_post"),
@@ -234,8 +291,16 @@ impl FromStr for StepKey {
                     }
                     "close" => Workflow::Close,
                     "reopen" => Workflow::Reopen,
-                    _ => return Err(unknown()),
+                    other => match other.strip_prefix("change:").map(str::parse) {
+                        Some(Ok(n)) => Workflow::Change(n),
+                        _ => return Err(unknown()),
+                    },
                 }),
+                "change" => {
+                    let (n, part) = rest.split_once(':').ok_or_else(unknown)?;
+                    let n: u32 = n.parse().map_err(|_| unknown())?;
+                    StepKey::Change(n, ChangePart::parse(part).ok_or_else(unknown)?)
+                }
                 "announce" => StepKey::Announce(channel(rest)?),
                 "announce_update" => StepKey::AnnounceUpdate(channel(rest)?),
                 "announce_reply" => StepKey::AnnounceReply(channel(rest)?),
@@ -298,7 +363,15 @@ mod tests {
             StepKey::ResolveSummary,
             StepKey::Resolution,
             StepKey::AnnounceUpdate(c.clone()),
-            StepKey::AnnounceReply(c),
+            StepKey::AnnounceReply(c.clone()),
+            StepKey::Workflow(Workflow::Change(12)),
+            StepKey::Change(3, ChangePart::Post),
+            StepKey::Change(3, ChangePart::Topic),
+            StepKey::Change(3, ChangePart::Summary),
+            StepKey::Change(3, ChangePart::AnnounceEdit(c.clone())),
+            StepKey::Change(3, ChangePart::AnnounceReply(c.clone())),
+            StepKey::Change(3, ChangePart::Dm),
+            StepKey::Change(3, ChangePart::Page),
             StepKey::Workflow(Workflow::FollowUp(2)),
             StepKey::FollowUpPost(3),
             StepKey::FollowUpDm(12),
@@ -350,6 +423,10 @@ mod tests {
             "notice:sms",
             "workflow:page",
             "paging",
+            "workflow:change:x",
+            "change:1",
+            "change:1:wave",
+            "change:1:announce_edit:",
             "follow_up_post:",
             "follow_up_post:0",
             "follow_up_dm:x",

@@ -37,6 +37,8 @@ const BATCH: usize = 32;
 pub enum TimerKind {
     /// Resume a workflow if it still has work left.
     Resume(Workflow),
+    /// Nudge the commander if the incident still has no recent status update.
+    Nudge,
     /// The incident's next review reminder (decided when it fires: see `workflow::review`).
     Review,
 }
@@ -45,6 +47,7 @@ impl fmt::Display for TimerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TimerKind::Resume(w) => write!(f, "resume:{w}"),
+            TimerKind::Nudge => f.write_str("nudge"),
             TimerKind::Review => f.write_str("review"),
         }
     }
@@ -54,12 +57,19 @@ impl FromStr for TimerKind {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<TimerKind> {
+        if s == "nudge" {
+            return Ok(TimerKind::Nudge);
+        }
         if s == "review" {
             return Ok(TimerKind::Review);
         }
         let w = match s.strip_prefix("resume:") {
             Some("declare") => Workflow::Declare,
             Some("resolve") => Workflow::Resolve,
+            Some(other) if other.starts_with("change:") => other["change:".len()..]
+                .parse()
+                .map(Workflow::Change)
+                .with_context(|| format!("unknown timer kind {s:?}"))?,
             Some(other) => Background::ALL
                 .into_iter()
                 .find(|b| b.as_str() == other)
@@ -144,6 +154,7 @@ async fn fire(runner: &Arc<Runner>, id: IncidentId, kind: TimerKind) -> Result<F
             runner.start(id, w);
             Ok(Fired::Started)
         }
+        TimerKind::Nudge => super::nudges::fire(runner, id).await,
         TimerKind::Review => super::review::fire(runner, id).await,
     }
 }

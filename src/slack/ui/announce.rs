@@ -47,8 +47,14 @@ pub fn announcement(incident: &Incident, level: Option<&SeverityLevel>, tz: Tz) 
     } else {
         (
             format!(
-                ":rotating_light: *{sev} incident declared* · {title}\nJoin {channel} · reported by <@{}>",
-                incident.reporter
+                ":rotating_light: *{sev} incident declared* · {title}\nJoin {channel} · reported by <@{}> · *{}*{}",
+                incident.reporter,
+                incident.phase.label(),
+                incident
+                    .roles
+                    .holder(crate::incident::roles::Role::Commander)
+                    .map(|c| format!(" · commander <@{c}>"))
+                    .unwrap_or_default()
             ),
             format!("{sev} incident declared: {title}"),
         )

@@ -10,6 +10,7 @@
 pub mod announce;
 pub mod close;
 pub mod follow_ups;
+pub mod lifecycle;
 pub mod modals;
 pub mod notices;
 pub mod replies;
@@ -146,6 +147,9 @@ pub(crate) mod fixtures {
             pagerduty_url: None,
             notion_page_id: None,
             notion_url: None,
+            phase: crate::incident::command::UpdateStatus::Investigating,
+            roles: crate::incident::roles::Assignments::with_commander("U2".into()),
+            last_update_at: None,
         }
     }
 

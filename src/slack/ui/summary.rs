@@ -6,28 +6,34 @@ use serde_json::Value;
 use slack_morphism::prelude::*;
 
 use super::*;
+use crate::incident::roles::Role;
 use crate::incident::text::{clamp, escape_and_clamp, escape_mrkdwn, one_line};
 use crate::incident::SeverityLevel;
 use crate::incident::{human_duration, Incident};
 
-/// Channel topic: severity, status, title; one line, at most 250 characters, escaped like any
-/// other text Slack stores.
+/// Channel topic: severity, status, commander, title; one line, at most 250 characters, the
+/// title escaped like any other text Slack stores.
 pub fn topic(incident: &Incident, level: Option<&SeverityLevel>, resolved: bool) -> String {
     let status = if incident.status == crate::incident::Status::Closed {
         "Closed"
     } else if resolved {
         "Resolved"
     } else {
-        "Investigating"
+        incident.phase.label()
     };
-    escape_and_clamp(
-        &format!(
-            "{} | {} | {}",
-            severity_label(level, incident.severity.as_str()),
-            status,
-            one_line(&incident.title)
-        ),
-        TOPIC_MAX,
+    let commander = incident
+        .roles
+        .holder(Role::Commander)
+        .map(|c| format!(" | IC <@{c}>"))
+        .unwrap_or_default();
+    let head = format!(
+        "{} | {status}{commander} | ",
+        escape_mrkdwn(&severity_label(level, incident.severity.as_str())),
+    );
+    let room = TOPIC_MAX.saturating_sub(head.chars().count()).max(1);
+    format!(
+        "{head}{}",
+        escape_and_clamp(&one_line(&incident.title), room)
     )
 }
 
@@ -85,15 +91,19 @@ pub fn summary(
             _ => "Resolved".to_string(),
         }
     } else {
-        "Investigating".to_string()
+        let last = incident
+            .last_update_at
+            .map(|at| format!(" (last update {})", slack_time(at, tz)))
+            .unwrap_or_default();
+        format!("{}{last}", incident.phase.label())
     };
     let sev_text = match level {
         Some(l) => format!("{} · {}", l.label, escape_mrkdwn(&l.description)),
         None => sev.clone(),
     };
     let commander = incident
-        .commander
-        .as_ref()
+        .roles
+        .holder(Role::Commander)
         .map(|c| format!("<@{c}>"))
         .unwrap_or_else(|| "_nobody yet_".into());
     let fields = vec![
@@ -117,6 +127,19 @@ pub fn summary(
         SlackSectionBlock::new().with_fields(fields).into(),
         section(format!("*Description*\n{description}")),
     ];
+    let roles: Vec<String> = Role::ALL
+        .into_iter()
+        .filter(|r| *r != Role::Commander)
+        .map(|r| {
+            let who = incident
+                .roles
+                .holder(r)
+                .map(|u| format!("<@{u}>"))
+                .unwrap_or_else(|| "_incident command_".into());
+            format!("{}: {who}", r.label())
+        })
+        .collect();
+    blocks.push(section(format!("*Roles*\n{}", roles.join("  ·  "))));
     if let Some(r) = incident
         .resolution
         .as_deref()
@@ -151,7 +174,7 @@ pub fn summary(
             } else if resolved {
                 "resolved"
             } else {
-                "investigating"
+                incident.phase.as_str()
             }
         ),
         FALLBACK_MAX,

@@ -175,6 +175,9 @@ pub struct FakeSlackConfig {
     pub max_connections: usize,
     /// Max users per conversations.invite (docs conflict: 100 vs 1000; 100 is the stricter).
     pub max_invite_users: usize,
+    /// The app's Messages tab (`features.app_home.messages_tab_enabled`): when off,
+    /// `chat.postMessage` to a user id fails with `messages_tab_disabled`.
+    pub messages_tab_enabled: bool,
 }
 
 impl Default for FakeSlackConfig {
@@ -192,6 +195,7 @@ impl Default for FakeSlackConfig {
             disconnect_close_delay: Duration::from_secs(1),
             max_connections: 10,
             max_invite_users: 100,
+            messages_tab_enabled: true,
         }
     }
 }
@@ -673,6 +677,16 @@ impl FakeSlack {
     /// One message.
     pub fn message(&self, channel_id: &str, ts: &str) -> Option<Message> {
         self.messages(channel_id).into_iter().find(|m| m.ts == ts)
+    }
+
+    /// The Home tab last published for `user_id` (`views.publish`).
+    pub fn home_view(&self, user_id: &str) -> Option<Value> {
+        self.lock()
+            .home_views
+            .iter()
+            .rev()
+            .find(|(u, _)| u == user_id)
+            .map(|(_, v)| v.clone())
     }
 
     /// Ephemeral messages in a channel.

@@ -800,6 +800,42 @@ pub(crate) fn check_message_blocks(blocks: &Value, ptr: &str) -> Result<(), Bloc
 }
 
 /// Validate a modal view object. Returns Slack-style messages (empty = valid).
+/// A Home tab view (`views.publish`): `type: home`, 1 to 100 blocks.
+pub(crate) fn check_home(view: &Value, ptr: &str) -> Vec<String> {
+    let mut c = Checker::default();
+    let Some(v) = view.as_object() else {
+        c.err(ptr, "must be a view object");
+        return c.errs;
+    };
+    match v.get("type").and_then(Value::as_str) {
+        Some("home") => {}
+        Some(other) => c.err(
+            &format!("{ptr}/type"),
+            format!("must be `home` (got `{other}`)"),
+        ),
+        None => c.err(ptr, "missing required field: type"),
+    }
+    c.opt_str(v, "private_metadata", ptr, 3000);
+    c.opt_str(v, "callback_id", ptr, 255);
+    c.opt_str(v, "external_id", ptr, 255);
+    match v.get("blocks") {
+        Some(Value::Array(bs)) => {
+            let p = format!("{ptr}/blocks");
+            if bs.is_empty() {
+                c.err(&p, "must provide at least 1 item");
+            }
+            if bs.len() > MAX_MODAL_BLOCKS {
+                c.err(&p, format!("no more than {MAX_MODAL_BLOCKS} items allowed"));
+            }
+            for (i, b) in bs.iter().enumerate() {
+                c.block(b, &format!("{p}/{i}"), Surface::Modal);
+            }
+        }
+        _ => c.err(ptr, "missing required field: blocks"),
+    }
+    c.errs
+}
+
 pub(crate) fn check_modal(view: &Value, ptr: &str) -> Vec<String> {
     let mut c = Checker::default();
     let Some(v) = view.as_object() else {

@@ -428,6 +428,9 @@ pub(crate) fn dispatch(st: &mut State, method: &str, a: &Args, now: Instant) -> 
         "conversations.join" => conv_join(st, a),
         "conversations.info" => conv_info(st, a),
         "conversations.history" => conv_history(st, a),
+        "conversations.replies" => conv_replies(st, a),
+        "chat.getPermalink" => chat_get_permalink(st, a),
+        "conversations.members" => conv_members(st, a),
         "users.conversations" => users_conversations(st, a),
         "chat.postMessage" => chat_post_message(st, a),
         "chat.update" => chat_update(st, a),
@@ -437,6 +440,7 @@ pub(crate) fn dispatch(st: &mut State, method: &str, a: &Args, now: Instant) -> 
         "views.open" => views_open_or_push(st, a, now, false),
         "views.push" => views_open_or_push(st, a, now, true),
         "views.update" => views_update(st, a),
+        "views.publish" => views_publish(st, a),
         other => Err(e("unknown_method").with("req_method", json!(other))),
     }
 }
@@ -755,6 +759,131 @@ fn conv_history(st: &mut State, a: &Args) -> Reply {
     Ok(out)
 }
 
+/// At most this many messages per `conversations.replies` call for non-Marketplace apps.
+const REPLIES_MAX: usize = 15;
+
+/// `conversations.replies`: the ts of a reply gives that reply alone; a parent (or an unthreaded
+/// message) gives itself followed by its replies, oldest first, within `oldest`/`latest`.
+fn conv_replies(st: &mut State, a: &Args) -> Reply {
+    let i = visible(st, a.nonempty("channel")?)?;
+    require_type_scope(
+        st,
+        &st.channels[i],
+        &["channels:history"],
+        &["groups:history"],
+        &["im:history"],
+    )?;
+    require_member(st, i)?;
+    let ts = a.nonempty("ts")?.ok_or_else(|| e("invalid_arguments"))?;
+    if parse_ts(ts).is_none() {
+        return Err(e("invalid_ts"));
+    }
+    let oldest = match a.nonempty("oldest")? {
+        None => None,
+        Some(s) => Some(parse_ts(s).ok_or_else(|| e("invalid_ts_oldest"))?),
+    };
+    let latest = match a.nonempty("latest")? {
+        None => None,
+        Some(s) => Some(parse_ts(s).ok_or_else(|| e("invalid_ts_latest"))?),
+    };
+    let inclusive = a.boolean("inclusive")?.unwrap_or(false);
+    let limit = limit_arg(a)?.min(REPLIES_MAX);
+    let offset = cursor_arg(a)?;
+    let with_md = a.boolean("include_all_metadata")?.unwrap_or(false);
+    let c = &st.channels[i];
+    let m = c
+        .messages
+        .iter()
+        .find(|m| m.ts == ts)
+        .ok_or_else(|| e("thread_not_found"))?;
+    let replies: Vec<&Message> = c
+        .messages
+        .iter()
+        .filter(|r| r.ts != m.ts && r.thread_ts.as_deref() == Some(&m.ts))
+        .collect();
+    let in_range = |m: &&Message| {
+        let t = parse_ts(&m.ts).unwrap_or(0);
+        let lo = oldest.is_none_or(|o| if inclusive { t >= o } else { t > o });
+        let hi = latest.is_none_or(|l| if inclusive { t <= l } else { t < l });
+        lo && hi
+    };
+    let msgs: Vec<&Message> = match &m.thread_ts {
+        Some(parent) if parent != &m.ts => vec![m],
+        _ => std::iter::once(m)
+            .chain(replies.iter().copied())
+            .filter(in_range)
+            .collect(),
+    };
+    let thread_of = m.thread_ts.clone().unwrap_or_else(|| m.ts.clone());
+    let total = msgs.len();
+    let page: Vec<Value> = msgs
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|msg| {
+            let mut j = msg.to_json(with_md);
+            if !replies.is_empty() || msg.ts != thread_of {
+                j["thread_ts"] = json!(thread_of);
+            }
+            if msg.ts == thread_of && !replies.is_empty() {
+                j["reply_count"] = json!(replies.len());
+            }
+            j
+        })
+        .collect();
+    let has_more = offset + page.len() < total;
+    let mut out = json!({ "messages": page, "has_more": has_more });
+    if has_more {
+        out["response_metadata"] = json!({ "next_cursor": encode_cursor(offset + page.len()) });
+    }
+    Ok(out)
+}
+
+fn chat_get_permalink(st: &mut State, a: &Args) -> Reply {
+    let i = visible(st, a.nonempty("channel")?)?;
+    let ts = a
+        .nonempty("message_ts")?
+        .ok_or_else(|| e("message_not_found"))?;
+    let c = &st.channels[i];
+    let m = c
+        .messages
+        .iter()
+        .find(|m| m.ts == ts)
+        .ok_or_else(|| e("message_not_found"))?;
+    let mut link = format!(
+        "https://{TEAM_DOMAIN}.slack.com/archives/{}/p{}",
+        c.id,
+        m.ts.replace('.', "")
+    );
+    if let Some(parent) = m.thread_ts.as_ref().filter(|p| **p != m.ts) {
+        link.push_str(&format!("?thread_ts={parent}&cid={}", c.id));
+    }
+    Ok(json!({ "channel": c.id, "permalink": link }))
+}
+
+/// `conversations.members`: member ids, paginated.
+fn conv_members(st: &mut State, a: &Args) -> Reply {
+    let i = visible(st, a.nonempty("channel")?)?;
+    require_type_scope(
+        st,
+        &st.channels[i],
+        &["channels:read"],
+        &["groups:read"],
+        &["im:read"],
+    )?;
+    let limit = limit_arg(a)?;
+    let offset = cursor_arg(a)?;
+    let members = &st.channels[i].members;
+    let page: Vec<&String> = members.iter().skip(offset).take(limit).collect();
+    let more = offset + page.len() < members.len();
+    let next = if more {
+        encode_cursor(offset + page.len())
+    } else {
+        String::new()
+    };
+    Ok(json!({ "members": page, "response_metadata": { "next_cursor": next } }))
+}
+
 fn users_conversations(st: &mut State, a: &Args) -> Reply {
     let types_s = a.nonempty("types")?.unwrap_or("public_channel");
     let mut types = Vec::new();
@@ -809,6 +938,9 @@ fn resolve_post_channel(st: &mut State, arg: &str) -> Result<usize, ApiError> {
         return Ok(i);
     }
     if arg.starts_with('U') || arg.starts_with('W') {
+        if !st.cfg.messages_tab_enabled {
+            return Err(e("messages_tab_disabled"));
+        }
         if st.user(arg).is_some_and(|u| !u.deleted) {
             return Ok(st.im_with(arg));
         }
@@ -1306,6 +1438,36 @@ fn views_open_or_push(st: &mut State, a: &Args, now: Instant, push: bool) -> Rep
     let j = v.json.clone();
     st.views.push(v);
     st.stacks.push(vec![id]);
+    Ok(json!({ "view": j }))
+}
+
+fn views_publish(st: &mut State, a: &Args) -> Reply {
+    let user = a
+        .nonempty("user_id")?
+        .ok_or_else(|| ApiError::missing("user_id"))?
+        .to_string();
+    if st.user(&user).is_none_or(|u| u.deleted) {
+        return Err(e("user_not_found"));
+    }
+    let v = match a.raw("view") {
+        None => return Err(ApiError::missing("view")),
+        Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|_| {
+            ApiError::invalid_args("[ERROR] failed to parse view JSON [json-pointer:/view]")
+        })?,
+        Some(v) => v.clone(),
+    };
+    if serde_json::to_string(&v).map(|s| s.len()).unwrap_or(0) > MAX_VIEW_BYTES {
+        return Err(e("view_too_large"));
+    }
+    let errs = blocks::check_home(&v, "/view");
+    if !errs.is_empty() {
+        return Err(ApiError::messages("invalid_arguments", errs));
+    }
+    let id = format!("V{}", st.short_id());
+    let mut j = v.clone();
+    j["id"] = json!(id);
+    j["team_id"] = json!(TEAM_ID);
+    st.home_views.push((user, v));
     Ok(json!({ "view": j }))
 }
 

@@ -158,6 +158,41 @@ pub(crate) static METHODS: &[MethodSpec] = &[
         get_ok: true,
     },
     MethodSpec {
+        // Tier 3 on paper; since 2025-05 non-Marketplace apps get 1 per minute (and at most 15
+        // messages per call), which is what the fake enforces.
+        name: "conversations.replies",
+        token: TokenReq::Bot,
+        scopes: &[
+            "channels:history",
+            "groups:history",
+            "im:history",
+            "mpim:history",
+        ],
+        limit: Limit::PerMinute(1),
+        get_ok: true,
+    },
+    MethodSpec {
+        name: "views.publish",
+        token: TokenReq::Bot,
+        scopes: &[],
+        limit: T4,
+        get_ok: false,
+    },
+    MethodSpec {
+        name: "chat.getPermalink",
+        token: TokenReq::Bot,
+        scopes: &[],
+        limit: T4,
+        get_ok: true,
+    },
+    MethodSpec {
+        name: "conversations.members",
+        token: TokenReq::Bot,
+        scopes: READ_SCOPES,
+        limit: T4,
+        get_ok: true,
+    },
+    MethodSpec {
         name: "users.conversations",
         token: TokenReq::Bot,
         scopes: READ_SCOPES,
@@ -230,6 +265,8 @@ pub const DEFAULT_SCOPES: &[&str] = &[
     "im:history",
     "im:read",
     "im:write",
+    "pins:read",
     "pins:write",
+    "reactions:read",
     "users:read",
 ];

@@ -72,6 +72,8 @@ pub(crate) struct State {
     pub users: Vec<User>,
     pub channels: Vec<Channel>,
     pub views: Vec<View>,
+    /// The Home tab published for each user (`views.publish`), latest last.
+    pub home_views: Vec<(String, Value)>,
     /// Index into `views` of the next view `wait_view_opened` returns.
     pub view_cursor: usize,
     /// Open modal stacks: each a list of view ids, bottom first.
@@ -146,6 +148,7 @@ impl State {
             users: Vec::new(),
             channels: Vec::new(),
             views: Vec::new(),
+            home_views: Vec::new(),
             view_cursor: 0,
             stacks: Vec::new(),
             triggers: HashMap::new(),
