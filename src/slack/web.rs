@@ -626,7 +626,7 @@ mod tests {
             };
             assert!(listed);
         }
-        assert_eq!(Method::ALL.len(), 21);
+        assert_eq!(Method::ALL.len(), 20);
         assert_eq!(Method::ChatPostMessage.name(), "chat.postMessage");
     }
 }
