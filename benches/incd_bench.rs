@@ -65,7 +65,14 @@ struct Opts {
     only: Option<HashSet<String>>,
 }
 
-const SECTIONS: [&str; 5] = ["startup", "ack", "declare", "simultaneous", "burst"];
+const SECTIONS: [&str; 6] = [
+    "startup",
+    "ack",
+    "declare",
+    "simultaneous",
+    "burst",
+    "memory",
+];
 
 const HELP: &str = "incd benchmark: the real incd binary against fake Slack, PagerDuty and Notion
 
@@ -80,8 +87,8 @@ Usage: cargo bench --bench incd -- [OPTIONS]
   --burst-scale X     time scale of the enforced Slack rate limits in the burst (default 10;
                       incd gets INCD_SLACK_RATE_SCALE=X so its budgets match)
   --starts N          measured start-ups (default 10)
-  --only LIST         comma-separated sections: startup,ack,declare,simultaneous,burst
-                      (memory runs with burst)
+  --only LIST         comma-separated sections: startup,ack,declare,simultaneous,burst,memory
+                      (burst measures idle memory too; memory alone is only that, ~3 s)
   --trace             print to stderr the call timeline of the first declare and resolve
                       and every ack over 2 ms
   -h, --help          this text
@@ -285,6 +292,12 @@ fn main() -> ExitCode {
             progress("simultaneous declarations");
             if let Err(e) = bench_simultaneous(&o, &mut report).await {
                 report.failures.push(format!("simultaneous: {e}"));
+            }
+        }
+        if o.runs("memory") && !o.runs("burst") {
+            progress("idle memory");
+            if let Err(e) = bench_idle_memory(&o, &mut report).await {
+                report.failures.push(format!("memory: {e}"));
             }
         }
         if o.runs("burst") {
@@ -1552,21 +1565,7 @@ async fn bench_burst(o: &Opts, r: &mut Report) -> Result<(), String> {
         w.slack.add_user(u, &format!("responder{i}"));
     }
     let incd = w.start(2, WAIT).await.map_err(|(i, e)| fail(&i, e))?;
-
-    // 5a. Idle memory.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_idle = incd
-        .proc_status_bytes("VmRSS")
-        .ok_or_else(|| fail(&incd, "cannot read VmRSS"))?;
-    r.judged(
-        "Memory: resident set (VmRSS) after connecting, idle 2 s",
-        mib(rss_idle),
-        "< 10 MB",
-        rss_idle < 10_000_000,
-    );
-    if let Some(b) = rss_breakdown(incd.pid()) {
-        r.details.push(format!("Idle resident set by mapping: {b}"));
-    }
+    idle_memory(&incd, r).await?;
 
     let (t0, envelopes) = declare_at_once(&w, &incd, &users).await?;
 
@@ -1626,6 +1625,31 @@ async fn bench_burst(o: &Opts, r: &mut Report) -> Result<(), String> {
     );
     r.details.push(burst_formula(&w, n, scale, t0, t_min));
     Ok(())
+}
+
+/// 5a. Idle memory: the resident set of a connected incd left alone for 2 s, and where it goes.
+async fn idle_memory(incd: &Incd, r: &mut Report) -> Result<(), String> {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle = incd
+        .proc_status_bytes("VmRSS")
+        .ok_or_else(|| fail(incd, "cannot read VmRSS"))?;
+    r.judged(
+        "Memory: resident set (VmRSS) after connecting, idle 2 s",
+        mib(rss_idle),
+        "< 10 MB",
+        rss_idle < 10_000_000,
+    );
+    if let Some(b) = rss_breakdown(incd.pid()) {
+        r.details.push(format!("Idle resident set by mapping: {b}"));
+    }
+    Ok(())
+}
+
+/// `--only memory`: idle memory alone, on a fresh incd.
+async fn bench_idle_memory(o: &Opts, r: &mut Report) -> Result<(), String> {
+    let mut w = World::new(o.latency).await;
+    let incd = w.start(2, WAIT).await.map_err(|(i, e)| fail(&i, e))?;
+    idle_memory(&incd, r).await
 }
 
 /// The least time Slack's tiers (as the fake enforces them) allow for `n` declarations, with a

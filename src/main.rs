@@ -73,6 +73,10 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // A blocking thread (SQLite calls, name lookups) that has had no work for this long
+        // exits: start-up and bursts leave no parked threads behind. The timer scheduler's poll
+        // every second keeps one alive when idle.
+        .thread_keep_alive(memory::BLOCKING_KEEP_ALIVE)
         .enable_all()
         .build()
     {
@@ -154,8 +158,11 @@ mod memory {
     /// How often freed memory is handed back to the kernel. `malloc_trim` walks the arenas
     /// (well under a millisecond for incd's) and releases whole free pages.
     const TRIM_EVERY: Duration = Duration::from_secs(30);
-    /// The first trim, once start-up is done.
-    const FIRST_TRIM: Duration = Duration::from_secs(1);
+    /// The first trim, once start-up is done and the blocking threads it used have exited.
+    const FIRST_TRIM: Duration = Duration::from_millis(1600);
+    /// How long an idle blocking thread waits for work before it exits (tokio's default: 10 s).
+    /// Longer than the timer scheduler's one-second poll so that one thread serves it.
+    pub const BLOCKING_KEEP_ALIVE: Duration = Duration::from_millis(1500);
 
     /// Two arenas are plenty for two async workers and the checkpoint thread.
     pub fn limit_arenas() {

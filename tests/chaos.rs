@@ -567,8 +567,34 @@ impl Run {
                 ));
             }
         }
+        // One refusal is the only way to learn an effect: a trigger opens one form, and no
+        // Web API call says whether a form is open. When a `views.open` was performed but its
+        // answer lost, the retry (within the trigger's 3 s) is answered `exchanged_trigger_id`,
+        // which proves the form is open; incd then treats it as opened. That answer is not
+        // counted as a refused request, but only for a trigger whose earlier `views.open` the
+        // fake really performed.
+        let performed_then_lost: Vec<String> = self
+            .w
+            .slack
+            .calls_to("views.open")
+            .into_iter()
+            .filter(|c| {
+                matches!(
+                    c.fault,
+                    Some(
+                        incd_fakes::slack::Fault::ApplyThenReset
+                            | incd_fakes::slack::Fault::ApplyThenStatus(_)
+                            | incd_fakes::slack::Fault::ApplyThenHang
+                    )
+                )
+            })
+            .filter_map(|c| c.args["trigger_id"].as_str().map(String::from))
+            .collect();
         for v in self.w.slack.violations() {
-            if !v.contains("early retry") {
+            let proves_open = v.contains("views.open")
+                && v.contains("\"exchanged_trigger_id\"")
+                && performed_then_lost.iter().any(|t| v.contains(t.as_str()));
+            if !v.contains("early retry") && !proves_open {
                 out.push(format!("Slack would refuse: {v}"));
             }
         }
@@ -746,11 +772,10 @@ async fn incidents_survive_hangs_429s_socket_drops_and_duplicate_deliveries() {
 
 /// Every fault class of issue 14 plus three SIGKILLs: the strict run the runner fixes must pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "enable when the runner fixes land"]
 async fn full_chaos_completes_every_incident_exactly_once() {
     let incidents = env_usize("INCD_CHAOS_INCIDENTS", 10);
     let mut all = Vec::new();
-    for seed in seeds(&[1]) {
+    for seed in seeds(&[1, 2]) {
         let failures = chaos_run(seed, incidents, Mix::full(incidents)).await;
         if !failures.is_empty() {
             all.push(report(

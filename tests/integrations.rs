@@ -165,6 +165,31 @@ async fn rest_incident_is_created_and_resolved() {
 }
 
 #[tokio::test]
+async fn a_rest_trigger_after_a_lost_answer_looks_first_and_is_never_refused() {
+    let pd = FakePagerDuty::start().await;
+    let pager = rest_pager(&pd, pd.api_token(), pd.service_id());
+    pd.push_fault(Fault::LoseResponse);
+    assert!(pager.trigger(&facts()).await.is_err());
+    let page = pager.trigger_again(&facts()).await.unwrap();
+    assert_eq!(pd.incidents().len(), 1);
+    assert_eq!(
+        page.incident_id.as_deref(),
+        Some(pd.incidents()[0].id.as_str())
+    );
+    // The resolve's answer is lost too: the repeat reads the status instead of resolving again.
+    let done = resolved(facts());
+    pd.push_fault(Fault::LoseResponse);
+    assert!(pager.resolve(&done, &page).await.is_err());
+    pager.resolve_again(&done, &page).await.unwrap();
+    assert_eq!(pd.incidents()[0].status, "resolved");
+    assert!(
+        pd.rejected().is_empty(),
+        "no duplicate create, no resolve of a resolved incident: {:?}",
+        pd.rejected()
+    );
+}
+
+#[tokio::test]
 async fn a_retried_rest_create_returns_the_open_incident() {
     let pd = FakePagerDuty::start().await;
     let pager = rest_pager(&pd, pd.api_token(), pd.service_id());
@@ -588,4 +613,23 @@ async fn notion_doctor_checks_pass_and_fail() {
         .check()
         .await;
     assert!(!missing[0].ok && missing[0].fix.is_some());
+}
+
+#[tokio::test]
+async fn the_notion_schema_is_read_once_when_start_up_and_the_first_declare_race() {
+    let (fake, client, _db) = notion_with_database().await;
+    // Slow enough that the two reads would overlap.
+    fake.set_latency(Duration::from_millis(300));
+    let f = facts();
+    let (_, created) = tokio::join!(client.warm_up(), client.create_postmortem_first(&f));
+    created.unwrap();
+    let schema_reads = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "GET" && c.path.starts_with("/v1/databases/"))
+        .count();
+    assert_eq!(
+        schema_reads, 1,
+        "one schema read in flight; the other waited for it"
+    );
 }

@@ -734,3 +734,46 @@ async fn a_page_whose_answer_was_lost_is_withdrawn_when_the_incident_resolves() 
     .await;
     assert_eq!(pd.alerts()[&name].opened, 1, "one page, then withdrawn");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_pins_and_thread_replies_whose_answers_were_lost_are_looked_for_not_repeated() {
+    let mut w = World::new().await;
+    let _incd = w.start(1).await;
+    // Slack performs the invite and the pin, and the answers are lost.
+    w.slack
+        .inject_fault("conversations.invite", Fault::ApplyThenReset);
+    w.slack
+        .inject_fault("pins.add", Fault::ApplyThenStatus(500));
+    let ch = w.declare(DEFAULT_USER, "Lost answers", "sev2").await;
+    wait_declared(&w, &ch.id).await;
+    // The resolution and the thread reply under each announcement: posted, answers lost.
+    w.slack.inject_faults(
+        "chat.postMessage",
+        std::iter::repeat_n(Fault::ApplyThenReset, 1 + w.broadcast.len()),
+    );
+    resolve(&w, &ch.id, DEFAULT_USER, "Rolled back").await;
+    w.until("resolved in the store with no step left unfinished", || {
+        stored_progress(&w) == ("resolved".to_string(), vec![])
+    })
+    .await;
+    for b in &w.broadcast {
+        let announcement = w
+            .slack
+            .top_level_messages(b)
+            .into_iter()
+            .find(|m| text_of(m).contains(&ch.id))
+            .expect("announced");
+        let replies = w.slack.thread_replies(b, &announcement.ts);
+        assert_eq!(replies.len(), 1, "one resolve reply in {b}: {replies:?}");
+    }
+    assert_eq!(w.slack.pins(&ch.id).len(), 1);
+    assert!(
+        !w.slack.calls_to("conversations.replies").is_empty(),
+        "the thread was searched for the reply"
+    );
+    let violations = w.slack.violations();
+    assert!(
+        violations.is_empty(),
+        "no already_in_channel, already_pinned or other refusal: {violations:?}"
+    );
+}

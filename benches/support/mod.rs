@@ -1,213 +1,76 @@
-//! Bench harness: the fakes of Slack, PagerDuty and Notion with an injected latency, and the real
-//! `incd` release binary configured only through its environment, exactly like
-//! `tests/common/mod.rs` does.
+//! Bench support: the shared harness (`incd_fakes::harness`, also used by the tests) with the
+//! fakes of PagerDuty and Notion added and an injected latency on all three, plus the
+//! measurement helpers only the benchmark needs.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
+use incd_fakes::harness::World as Harness;
+pub use incd_fakes::harness::{proc_status_bytes, Incd, BOB, CAROL};
 use incd_fakes::notion::{FakeNotion, Schema};
 use incd_fakes::pagerduty::FakePagerDuty;
-use incd_fakes::slack::{FakeSlack, Message, BOT_USER_ID, DEFAULT_USER};
+use incd_fakes::slack::Message;
 
-/// Second human in the fake workspace (the commander in the latency runs).
-pub const BOB: &str = "U0BOB";
-/// Responder invited to every incident (`INCD_INVITE_USERS`).
-pub const CAROL: &str = "U0CAROL";
-
-/// The real incd process.
-pub struct Incd {
-    child: Option<Child>,
-    pub log: PathBuf,
-    pub spawned_at: Instant,
-    pid_at_start: u32,
-}
-
-impl Incd {
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Still running?
-    pub fn running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in bytes.
-    pub fn proc_status_bytes(&self, key: &str) -> Option<u64> {
-        proc_status_bytes(self.pid(), key)
-    }
-
-    /// Print the log to stderr (on failure).
-    pub fn dump_log(&self, why: &str) {
-        eprintln!(
-            "----- incd log ({}) after failure: {why} -----\n{}----- end of incd log -----",
-            self.log.display(),
-            self.log_text()
-        );
-    }
-}
-
-impl Drop for Incd {
-    fn drop(&mut self) {
-        self.kill9();
-        // With INCD_BENCH_LOG set (a RUST_LOG filter for incd), keep the log for reading.
-        if std::env::var_os("INCD_BENCH_LOG").is_some() {
-            let keep = std::env::temp_dir().join(format!("incd-bench-{}.log", self.pid_at_start));
-            let _ = std::fs::copy(&self.log, &keep);
-            eprintln!("incd log kept: {}", keep.display());
-        }
-    }
-}
-
-/// One section's world: the three fakes, a data directory, and incd's environment.
+/// One section's world: the harness's (fake Slack, data directory, incd's environment, two
+/// broadcast channels the bot is a member of), fake PagerDuty and fake Notion, every external
+/// call delayed by `latency`. Derefs to the harness world.
 pub struct World {
-    pub slack: FakeSlack,
+    inner: Harness,
     pub pd: FakePagerDuty,
     pub notion: FakeNotion,
-    pub dir: tempfile::TempDir,
-    /// The two broadcast channels (the bot is a member of both).
-    pub broadcast: Vec<String>,
-    pub env: Vec<(String, String)>,
     pub latency: Duration,
-    runs: usize,
+}
+
+impl Deref for World {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.inner
+    }
+}
+
+impl DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.inner
+    }
 }
 
 impl World {
-    /// Fake Slack with alice, bob and carol, `#general`, two broadcast channels the bot is a member
-    /// of; fake PagerDuty; fake Notion with a database of `Schema::incident_default()`. Every
-    /// external call of incd is delayed by `latency`.
+    /// The harness world plus fake PagerDuty and fake Notion with a database of
+    /// `Schema::incident_default()`; the release binary this bench was built with.
     pub async fn new(latency: Duration) -> World {
-        let slack = FakeSlack::start().await;
-        slack.add_user(BOB, "bob");
-        slack.add_user(CAROL, "carol");
-        let b1 = slack.add_channel("incidents", &[BOT_USER_ID, DEFAULT_USER]);
-        let b2 = slack.add_channel("engineering", &[BOT_USER_ID, BOB]);
+        let mut inner = Harness::new().await;
+        inner.bin = env!("CARGO_BIN_EXE_incd").into();
         let pd = FakePagerDuty::start().await;
         let notion = FakeNotion::start().await;
         let db = notion.add_database("Incident", Schema::incident_default());
-        slack.set_latency(latency);
+        inner.slack.set_latency(latency);
         pd.set_latency(latency);
         notion.set_latency(latency);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = dir.path().join("data");
-        let env: Vec<(String, String)> = vec![
-            ("SLACK_API_URL".into(), slack.api_url()),
-            ("SLACK_BOT_TOKEN".into(), slack.bot_token()),
-            ("SLACK_APP_TOKEN".into(), slack.app_token()),
-            ("INCD_BROADCAST_CHANNELS".into(), format!("{b1},{b2}")),
-            ("INCD_INVITE_USERS".into(), CAROL.into()),
-            ("INCD_DATA_DIR".into(), data_dir.display().to_string()),
-            ("INCD_TIMEZONE".into(), "UTC".into()),
-            ("PAGERDUTY_ROUTING_KEY".into(), pd.routing_key().into()),
-            ("PAGERDUTY_EVENTS_URL".into(), pd.url()),
-            ("NOTION_TOKEN".into(), notion.token().into()),
-            ("NOTION_DATABASE_ID".into(), db),
-            ("NOTION_API_URL".into(), notion.url()),
+        for (k, v) in [
+            ("PAGERDUTY_ROUTING_KEY", pd.routing_key().to_string()),
+            ("PAGERDUTY_EVENTS_URL", pd.url()),
+            ("NOTION_TOKEN", notion.token().to_string()),
+            ("NOTION_DATABASE_ID", db),
+            ("NOTION_API_URL", notion.url()),
             (
-                "RUST_LOG".into(),
+                "RUST_LOG",
                 std::env::var("INCD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
             ),
-        ];
+        ] {
+            inner.set_env(k, v);
+        }
         World {
-            slack,
+            inner,
             pd,
             notion,
-            dir,
-            broadcast: vec![b1, b2],
-            env,
             latency,
-            runs: 0,
         }
     }
 
-    /// Set (or replace) an environment variable for the next start.
-    pub fn set_env(&mut self, key: &str, value: impl Into<String>) {
-        self.env.retain(|(k, _)| k != key);
-        self.env.push((key.into(), value.into()));
-    }
-
-    /// Start incd (no waiting). stdout and stderr go to a log file in the temp dir.
-    pub fn spawn(&mut self) -> Incd {
-        self.runs += 1;
-        let log = self.dir.path().join(format!("incd-{}.log", self.runs));
-        let file = std::fs::File::create(&log).expect("create log file");
-        // An absent INCD_CONFIG file is an error; point at an empty one.
-        let config = self.dir.path().join("none.toml");
-        std::fs::write(&config, "").expect("write empty config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_incd"));
-        cmd.arg("run")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("INCD_CONFIG", &config)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("clone log file"))
-            .stderr(file);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let spawned_at = Instant::now();
-        let child = cmd.spawn().expect("start incd");
-        Incd {
-            pid_at_start: child.id(),
-            child: Some(child),
-            log,
-            spawned_at,
-        }
-    }
-
-    /// Start incd and wait until it holds `n` live Socket Mode connections.
+    /// Start incd and wait until it holds `n` live Socket Mode connections, up to `within`.
     pub async fn start(&mut self, n: usize, within: Duration) -> Result<Incd, (Incd, String)> {
-        let mut incd = self.spawn();
-        let spawned = incd.spawned_at;
-        let deadline = spawned + within;
-        loop {
-            let live = self
-                .slack
-                .live_connections()
-                .iter()
-                .filter(|c| c.opened_at >= spawned)
-                .count();
-            if live >= n {
-                return Ok(incd);
-            }
-            if !incd.running() {
-                return Err((incd, "incd exited during start-up".into()));
-            }
-            if Instant::now() > deadline {
-                return Err((
-                    incd,
-                    format!("incd did not open {n} Socket Mode connection(s) within {within:?}"),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        self.inner.try_start(n, within).await
     }
-}
-
-/// A `kB` field of `/proc/<pid>/status`, in bytes.
-pub fn proc_status_bytes(pid: u32, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
 }
 
 /// Where a process's resident set is, from `/proc/<pid>/smaps`: the binary's own pages, the

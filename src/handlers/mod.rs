@@ -233,8 +233,9 @@ impl EnvelopeHandler for Dispatcher {
 
 /// A trigger id opens a modal for this long after the command.
 pub const TRIGGER_LIFE: Duration = Duration::from_secs(3);
-/// `views.open` attempts within the trigger's life.
-pub const OPEN_VIEW_ATTEMPTS: u32 = 3;
+/// Most `views.open` attempts within the trigger's life; none starts after the deadline. Under a
+/// Slack hiccup three failures in a row happen (the chaos run lost forms with three attempts).
+pub const OPEN_VIEW_ATTEMPTS: u32 = 6;
 /// Pause between attempts (plus jitter up to a quarter: 300 to 376 ms).
 pub const OPEN_VIEW_SPACING: Duration = Duration::from_millis(300);
 /// No attempt starts later than this before the trigger expires: the request needs time too.
@@ -257,7 +258,7 @@ pub(crate) fn open_modal(
         r.spawn_tracked(async move {
             let view = view(&app);
             let deadline = received + TRIGGER_LIFE - OPEN_VIEW_MARGIN;
-            let r = retry_transient(OPEN_VIEW_ATTEMPTS, OPEN_VIEW_SPACING, deadline, || {
+            let r = open_view_retried(OPEN_VIEW_ATTEMPTS, OPEN_VIEW_SPACING, deadline, || {
                 app.slack.open_view(&trigger, view.clone())
             })
             .await;
@@ -277,6 +278,45 @@ pub(crate) fn open_modal(
             }
         });
     }
+}
+
+/// `views.open` through [`retry_transient`]. A transient failure may hide a form that did open
+/// (Slack performed the call, the answer was lost), and a trigger opens one form only: a retry
+/// answered `exchanged_trigger_id` after such a failure means the form is open in front of the
+/// person, so it counts as opened and nobody is told it failed.
+pub(crate) async fn open_view_retried<F, Fut>(
+    attempts: u32,
+    spacing: Duration,
+    deadline: Instant,
+    mut open: F,
+) -> Result<(), SlackError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), SlackError>>,
+{
+    let uncertain = std::sync::atomic::AtomicBool::new(false);
+    retry_transient(attempts, spacing, deadline, || {
+        let call = open();
+        let uncertain = &uncertain;
+        async move {
+            let r = call.await;
+            match &r {
+                Err(e)
+                    if e.is_code("exchanged_trigger_id")
+                        && uncertain.load(std::sync::atomic::Ordering::SeqCst) =>
+                {
+                    tracing::info!("the form opened on an attempt whose answer was lost");
+                    return Ok(());
+                }
+                Err(e) if e.is_transient() => {
+                    uncertain.store(true, std::sync::atomic::Ordering::SeqCst)
+                }
+                _ => {}
+            }
+            r
+        }
+    })
+    .await
 }
 
 /// Call `f` up to `attempts` times while it fails transiently, `spacing` (jittered) apart, never
@@ -346,6 +386,44 @@ mod tests {
         .await
         .expect("retries end in time");
         (r, calls.load(Ordering::SeqCst))
+    }
+
+    fn code(c: &str) -> SlackError {
+        SlackError::Api {
+            method: Method::ViewsOpen.name().into(),
+            code: c.into(),
+            needed: None,
+            response: Value::Null,
+        }
+    }
+
+    async fn open(results: Vec<Result<(), SlackError>>) -> (Result<(), SlackError>, u32) {
+        let calls = AtomicU32::new(0);
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            open_view_retried(3, Duration::from_millis(10), later(), || {
+                let i = calls.fetch_add(1, Ordering::SeqCst) as usize;
+                let r = results[i.min(results.len() - 1)].clone();
+                async move { r }
+            }),
+        )
+        .await
+        .expect("retries end in time");
+        (r, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn exchanged_trigger_id_after_a_lost_answer_means_the_form_is_open() {
+        let (r, calls) = open(vec![Err(transient()), Err(code("exchanged_trigger_id"))]).await;
+        assert!(r.is_ok(), "the form is open: {r:?}");
+        assert_eq!(calls, 2);
+    }
+
+    #[tokio::test]
+    async fn exchanged_trigger_id_on_a_first_attempt_is_still_an_error() {
+        let (r, calls) = open(vec![Err(code("exchanged_trigger_id"))]).await;
+        assert!(r.unwrap_err().is_code("exchanged_trigger_id"));
+        assert_eq!(calls, 1);
     }
 
     fn later() -> Instant {

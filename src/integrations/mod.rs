@@ -128,9 +128,14 @@ pub(crate) struct RateGate(std::sync::Arc<std::sync::Mutex<Option<tokio::time::I
 impl RateGate {
     /// Sleep until the gate is open.
     pub(crate) async fn wait(&self) {
-        let until = *self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = until {
-            tokio::time::sleep_until(t).await;
+        // Read again after every sleep: a 429 answered to another request meanwhile moves the
+        // gate, and a waiter that went at the old time would land inside the new window.
+        loop {
+            let until = *self.0.lock().unwrap_or_else(|p| p.into_inner());
+            match until {
+                Some(t) if t > tokio::time::Instant::now() => tokio::time::sleep_until(t).await,
+                _ => return,
+            }
         }
     }
 
@@ -231,6 +236,35 @@ mod tests {
         assert!(status_error("Notion", 503, None, String::new()).is_retryable());
         let rl = status_error("Notion", 429, Some("3"), String::new());
         assert_eq!(rl.retry_after(), Some(Duration::from_secs(3)));
+    }
+
+    #[tokio::test]
+    async fn a_request_waiting_at_the_gate_honours_a_429_that_came_while_it_waited() {
+        let gate = RateGate::default();
+        let limited = |ms| -> Result<(), IntegrationError> {
+            Err(IntegrationError::RateLimited {
+                service: "Notion",
+                retry_after: Some(Duration::from_millis(ms)),
+            })
+        };
+        gate.observe(&limited(50));
+        let started = tokio::time::Instant::now();
+        let waiter = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.wait().await }
+        });
+        // Another request gets a longer Retry-After while the first one waits.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        gate.observe(&limited(200));
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the gate opens")
+            .unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "went after {:?}, inside the second Retry-After",
+            started.elapsed()
+        );
     }
 }
 

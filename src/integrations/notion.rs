@@ -966,6 +966,9 @@ pub struct Notion {
     settings: NotionSettings,
     timeout: Duration,
     schema: Mutex<Option<Arc<DatabaseSchema>>>,
+    /// Held while the schema is read: one read in flight, the others wait for its result
+    /// (the start-up warm-up and the first declare would otherwise read it twice at once).
+    schema_read: tokio::sync::Mutex<()>,
     gate: RateGate,
 }
 
@@ -976,6 +979,7 @@ impl Notion {
             settings,
             timeout: CALL_TIMEOUT,
             schema: Mutex::new(None),
+            schema_read: tokio::sync::Mutex::new(()),
             gate: RateGate::default(),
         }
     }
@@ -1261,13 +1265,21 @@ impl Notion {
         checks
     }
 
-    async fn schema(&self, db: &str) -> Result<Arc<DatabaseSchema>, IntegrationError> {
-        if let Some(s) = self
-            .schema
+    fn cached_schema(&self) -> Option<Arc<DatabaseSchema>> {
+        self.schema
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-        {
+    }
+
+    /// The database schema, read once (single-flight) and cached.
+    async fn schema(&self, db: &str) -> Result<Arc<DatabaseSchema>, IntegrationError> {
+        if let Some(s) = self.cached_schema() {
+            return Ok(s);
+        }
+        let _reading = self.schema_read.lock().await;
+        // Read by the caller that held the lock before us?
+        if let Some(s) = self.cached_schema() {
             return Ok(s);
         }
         let v = self

@@ -143,6 +143,44 @@ impl Pager {
         }
     }
 
+    /// [`Pager::trigger`] after an attempt whose outcome is unknown (its answer was lost, the
+    /// process died mid-call): REST first looks for the incident opened for this key and adopts
+    /// it, open or already resolved (the key is this incident's own name, so whatever carries it
+    /// is the page this incident sent): the repeat is neither a create PagerDuty refuses as a
+    /// duplicate nor a second page after a resolve. Events v2 deduplicates by key itself: the
+    /// trigger is simply sent again.
+    pub async fn trigger_again(&self, facts: &IncidentFacts) -> Result<PageRef, IntegrationError> {
+        if let PagerDutySettings::Rest { .. } = &self.settings {
+            if let Some((found, _)) = self.find_incident_status(&dedup_key(facts)).await? {
+                return Ok(found);
+            }
+        }
+        self.trigger(facts).await
+    }
+
+    /// [`Pager::resolve`] after an attempt whose outcome is unknown: REST first reads the
+    /// incident's status and resolves it only while it is still open, so the repeat is not a
+    /// resolve PagerDuty refuses ("Incident Already Resolved").
+    pub async fn resolve_again(
+        &self,
+        facts: &IncidentFacts,
+        page: &PageRef,
+    ) -> Result<(), IntegrationError> {
+        if let PagerDutySettings::Rest { .. } = &self.settings {
+            let key = if page.dedup_key.is_empty() {
+                dedup_key(facts)
+            } else {
+                page.dedup_key.clone()
+            };
+            return match self.find_incident_status(&key).await? {
+                // Nothing was ever opened for this key, or it is resolved already.
+                None | Some((_, false)) => Ok(()),
+                Some((found, true)) => self.resolve(facts, &found).await,
+            };
+        }
+        self.resolve(facts, page).await
+    }
+
     /// Close the page. Safe to repeat: resolving an already resolved alert or incident succeeds.
     pub async fn resolve(
         &self,
@@ -293,6 +331,14 @@ impl Pager {
     /// `GET /incidents?incident_key=…`: the incident opened for this key on our service, preferring
     /// an open one.
     async fn find_incident(&self, key: &str) -> Result<Option<PageRef>, IntegrationError> {
+        Ok(self.find_incident_status(key).await?.map(|(page, _)| page))
+    }
+
+    /// [`Pager::find_incident`] with whether the incident is open (triggered or acknowledged).
+    async fn find_incident_status(
+        &self,
+        key: &str,
+    ) -> Result<Option<(PageRef, bool)>, IntegrationError> {
         let PagerDutySettings::Rest {
             api_token,
             service_id,
@@ -324,7 +370,7 @@ impl Pager {
             )
         };
         let chosen = incidents.iter().find(open).or_else(|| incidents.first());
-        Ok(chosen.and_then(|i| incident_ref(Some(i), key)))
+        Ok(chosen.and_then(|i| incident_ref(Some(i), key).map(|page| (page, open(&i)))))
     }
 
     /// A REST request with the headers every REST call needs.

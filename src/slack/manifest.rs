@@ -26,6 +26,7 @@ pub const METHODS: &[(&str, Option<&str>)] = &[
     ("conversations.history", Some("channels:history")),
     ("conversations.replies", Some("channels:history")),
     ("chat.getPermalink", None),
+    ("conversations.members", Some("channels:read")),
     ("chat.postMessage", Some("chat:write")),
     ("chat.update", Some("chat:write")),
     ("chat.postEphemeral", Some("chat:write")),

@@ -27,6 +27,7 @@ pub enum Method {
     ConversationsHistory,
     ConversationsReplies,
     ChatGetPermalink,
+    ConversationsMembers,
     ChatPostMessage,
     ChatUpdate,
     ChatPostEphemeral,
@@ -51,6 +52,7 @@ impl Method {
         Method::ConversationsHistory,
         Method::ConversationsReplies,
         Method::ChatGetPermalink,
+        Method::ConversationsMembers,
         Method::ChatPostMessage,
         Method::ChatUpdate,
         Method::ChatPostEphemeral,
@@ -75,6 +77,7 @@ impl Method {
             Method::ConversationsHistory => "conversations.history",
             Method::ConversationsReplies => "conversations.replies",
             Method::ChatGetPermalink => "chat.getPermalink",
+            Method::ConversationsMembers => "conversations.members",
             Method::ChatPostMessage => "chat.postMessage",
             Method::ChatUpdate => "chat.update",
             Method::ChatPostEphemeral => "chat.postEphemeral",
@@ -471,6 +474,83 @@ impl SlackApi {
         .map(|_| ())
     }
 
+    /// The channel's members (`conversations.members`, every page): to invite only who is
+    /// missing after an invite whose outcome is unknown.
+    pub async fn members(&self, channel: &ChannelId) -> Result<Vec<UserId>, SlackError> {
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..50 {
+            let mut args: Vec<(&str, &str)> = vec![("channel", channel.as_str()), ("limit", "200")];
+            if !cursor.is_empty() {
+                args.push(("cursor", &cursor));
+            }
+            let resp = self.form(Method::ConversationsMembers, &args).await?;
+            out.extend(
+                resp["members"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(UserId::from),
+            );
+            match str_of(&resp, &["response_metadata", "next_cursor"]) {
+                Some(c) if !c.is_empty() => cursor = c.to_string(),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether message `ts` is pinned in `channel` (its `pinned_to` in `conversations.history`):
+    /// to pin only what is not pinned after a `pins.add` whose outcome is unknown.
+    pub async fn is_pinned(&self, channel: &ChannelId, ts: &MessageTs) -> Result<bool, SlackError> {
+        let resp = self
+            .form(
+                Method::ConversationsHistory,
+                &[
+                    ("channel", channel.as_str()),
+                    ("oldest", ts.as_str()),
+                    ("latest", ts.as_str()),
+                    ("inclusive", "true"),
+                    ("limit", "1"),
+                ],
+            )
+            .await?;
+        Ok(resp["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["ts"] == ts.as_str())
+            .any(|m| {
+                m["pinned_to"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|c| c == channel.as_str()))
+            }))
+    }
+
+    /// Find a thread reply incd posted with marker `(incident, step)` under `thread_ts`
+    /// (`conversations.replies`, first 200 messages of the thread).
+    pub async fn find_own_reply(
+        &self,
+        channel: &ChannelId,
+        thread_ts: &MessageTs,
+        incident: &str,
+        step: &str,
+    ) -> Result<Option<MessageTs>, SlackError> {
+        let resp = self
+            .form(
+                Method::ConversationsReplies,
+                &[
+                    ("channel", channel.as_str()),
+                    ("ts", thread_ts.as_str()),
+                    ("limit", "200"),
+                    ("include_all_metadata", "true"),
+                ],
+            )
+            .await?;
+        Ok(marked(&resp, incident, step))
+    }
+
     /// Find a message incd posted with marker `(incident, step)` in `channel` since `oldest`
     /// (`conversations.history`, newest 200 messages).
     pub async fn find_own_message(
@@ -491,21 +571,24 @@ impl SlackApi {
                 ],
             )
             .await?;
-        let found = resp
-            .get("messages")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|m| {
-                let md = &m["metadata"];
-                md["event_type"] == MESSAGE_MARKER
-                    && md["event_payload"]["incident"] == incident
-                    && md["event_payload"]["step"] == step
-            })
-            .and_then(|m| m.get("ts").and_then(Value::as_str))
-            .map(MessageTs::from);
-        Ok(found)
+        Ok(marked(&resp, incident, step))
     }
+}
+
+/// The `ts` of the message in a `messages` answer marked `(incident, step)`.
+fn marked(resp: &Value, incident: &str, step: &str) -> Option<MessageTs> {
+    resp.get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|m| {
+            let md = &m["metadata"];
+            md["event_type"] == MESSAGE_MARKER
+                && md["event_payload"]["incident"] == incident
+                && md["event_payload"]["step"] == step
+        })
+        .and_then(|m| m.get("ts").and_then(Value::as_str))
+        .map(MessageTs::from)
 }
 
 #[cfg(test)]
@@ -533,6 +616,7 @@ mod tests {
                 | Method::ConversationsHistory
                 | Method::ConversationsReplies
                 | Method::ChatGetPermalink
+                | Method::ConversationsMembers
                 | Method::ChatPostMessage
                 | Method::ChatUpdate
                 | Method::ChatPostEphemeral
@@ -542,7 +626,7 @@ mod tests {
             };
             assert!(listed);
         }
-        assert_eq!(Method::ALL.len(), 19);
+        assert_eq!(Method::ALL.len(), 20);
         assert_eq!(Method::ChatPostMessage.name(), "chat.postMessage");
     }
 }

@@ -303,12 +303,32 @@ enum Lane {
 }
 
 /// Connections of the general pool (file databases). Readers run beside each other in WAL; two
-/// or three cover the workflows' step records without holding an async thread each.
+/// or three cover the workflows' step records without holding an async thread each. They are
+/// opened on first use: an idle incd (one timer poll a second) only ever opens the first, and
+/// each open connection costs its schema, page cache and statement cache in resident memory.
 pub const POOL_CONNECTIONS: usize = 3;
-/// How long a writer waits for SQLite's write lock before the call fails.
+/// How long a writer waits for SQLite's write lock before the call fails (about; see
+/// [`wait_for_lock`]).
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a writer waiting for the write lock looks again.
+const BUSY_POLL: std::time::Duration = std::time::Duration::from_micros(250);
 
-type Conn = Arc<Mutex<Connection>>;
+/// The intent lane's busy handler: called with how many times it was called for this wait;
+/// sleeps and says whether to try again. SQLite's own `busy_timeout` sleeps 1, 2, 5, 10, 15, 20 … ms between
+/// attempts, so an intent record that finds a step record's commit (well under a millisecond)
+/// holding the lock would wait 3-8 ms longer than it needs, inside a Slack ack. Polling every
+/// [`BUSY_POLL`] takes the lock within a quarter millisecond of its release.
+fn wait_for_lock(attempts: i32) -> bool {
+    let waited = BUSY_POLL * u32::try_from(attempts).unwrap_or(u32::MAX);
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(BUSY_POLL);
+    true
+}
+
+/// A connection slot; `None` until first used (pool connections open lazily).
+type Conn = Arc<Mutex<Option<Connection>>>;
 
 /// The store. Cheap to clone (a handle to one shared pool).
 #[derive(Clone)]
@@ -323,6 +343,8 @@ enum Backend {
 }
 
 struct Inner {
+    /// The database file a lazily opened pool connection opens (`None` in memory).
+    path: Option<std::path::PathBuf>,
     intent: Conn,
     pool: Vec<Conn>,
     /// One permit per pool connection: a caller waits here (asynchronously), never on a mutex
@@ -366,8 +388,10 @@ impl Checkpointer {
         let conn = Connection::open(path)
             .with_context(|| format!("opening database {} for checkpoints", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Checkpoints copy pages through; they need no cache to speak of (256 KiB, not 2 MiB).
-        conn.pragma_update(None, "cache_size", -256)?;
+        // Checkpoints copy WAL frames into the file through a buffer of their own; they need no
+        // page cache to speak of. A small limit also caps the block SQLite allocates for a
+        // connection's cache at its first read (20 pages, ~85 KiB, otherwise).
+        conn.pragma_update(None, "cache_size", 4)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let runs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = runs.clone();
@@ -554,7 +578,30 @@ fn write_tx(c: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
     c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
-fn lock(c: &Conn) -> std::sync::MutexGuard<'_, Connection> {
+/// A file connection of the store: configured, checkpointing left to the background thread.
+fn open_file(path: &Path) -> Result<Connection> {
+    let c =
+        Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+    configure(&c)?;
+    c.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
+    Ok(c)
+}
+
+/// The connection of a slot, opening it on first use.
+fn ready<'a>(
+    slot: &'a mut Option<Connection>,
+    path: &Option<std::path::PathBuf>,
+) -> Result<&'a mut Connection> {
+    if slot.is_none() {
+        let path = path
+            .as_deref()
+            .context("an in-memory store has no connection to open")?;
+        *slot = Some(open_file(path)?);
+    }
+    slot.as_mut().context("store connection missing")
+}
+
+fn lock(c: &Conn) -> std::sync::MutexGuard<'_, Option<Connection>> {
     // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back),
     // so a poisoned lock is safe to reuse.
     c.lock().unwrap_or_else(|p| p.into_inner())
@@ -575,26 +622,22 @@ impl Store {
             )
         })?;
         let path = data_dir.join(DB_FILE);
-        let open = || -> Result<Connection> {
-            let c = Connection::open(&path)
-                .with_context(|| format!("opening database {}", path.display()))?;
-            configure(&c)?;
-            c.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
-            Ok(c)
-        };
-        let mut first = open()?;
+        let mut first = open_file(&path)?;
         migrate(&mut first)?;
-        let intent = Arc::new(Mutex::new(first));
-        let mut pool = Vec::with_capacity(POOL_CONNECTIONS);
-        for _ in 0..POOL_CONNECTIONS {
-            pool.push(Arc::new(Mutex::new(open()?)));
-        }
+        // The intent lane looks for the write lock every 250 µs; the pool keeps SQLite's
+        // backoff, so that when both wait, the intent (inside an ack) gets the lock first.
+        first.busy_handler(Some(wait_for_lock))?;
+        let intent = Arc::new(Mutex::new(Some(first)));
+        let pool: Vec<Conn> = (0..POOL_CONNECTIONS)
+            .map(|_| Arc::new(Mutex::new(None)))
+            .collect();
         Ok(Store {
             backend: Backend::Sqlite(Arc::new(Inner {
                 intent,
                 permits: tokio::sync::Semaphore::new(pool.len()),
                 pool,
                 checkpointer: Some(Checkpointer::start(&path, every)?),
+                path: Some(path),
             })),
         })
     }
@@ -616,9 +659,10 @@ impl Store {
         let mut conn = Connection::open_in_memory()?;
         configure(&conn)?;
         migrate(&mut conn)?;
-        let conn = Arc::new(Mutex::new(conn));
+        let conn = Arc::new(Mutex::new(Some(conn)));
         Ok(Store {
             backend: Backend::Sqlite(Arc::new(Inner {
+                path: None,
                 intent: conn.clone(),
                 pool: vec![conn],
                 permits: tokio::sync::Semaphore::new(1),
@@ -686,21 +730,30 @@ impl Store {
     {
         let inner = self.sqlite()?.clone();
         match lane {
-            Lane::Intent => tokio::task::spawn_blocking(move || f(&mut lock(&inner.intent)))
-                .await
-                .context("store task failed")?,
+            Lane::Intent => tokio::task::spawn_blocking(move || {
+                f(ready(&mut lock(&inner.intent), &inner.path)?)
+            })
+            .await
+            .context("store task failed")?,
             Lane::General => {
                 let _permit = inner.permits.acquire().await.context("store pool closed")?;
                 let inner2 = inner.clone();
                 tokio::task::spawn_blocking(move || {
-                    // Holding a permit guarantees a free connection, except in memory where the
-                    // intent lane shares the only one: then wait for it.
-                    for c in &inner2.pool {
-                        if let Ok(mut g) = c.try_lock() {
-                            return f(&mut g);
+                    // Holding a permit guarantees a free slot, except in memory where the
+                    // intent lane shares the only one: then wait for it. A free connection
+                    // that is already open comes first; a slot is opened only when every open
+                    // one is busy.
+                    for open_only in [true, false] {
+                        for c in &inner2.pool {
+                            if let Ok(mut g) = c.try_lock() {
+                                if open_only && g.is_none() {
+                                    continue;
+                                }
+                                return f(ready(&mut g, &inner2.path)?);
+                            }
                         }
                     }
-                    f(&mut lock(&inner2.pool[0]))
+                    f(ready(&mut lock(&inner2.pool[0]), &inner2.path)?)
                 })
                 .await
                 .context("store task failed")?
@@ -1371,6 +1424,28 @@ pub(crate) mod tests {
         assert!(s.is_writable().await);
     }
 
+    fn open_pool_connections(s: &Store) -> usize {
+        match &s.backend {
+            Backend::Sqlite(inner) => inner.pool.iter().filter(|c| lock(c).is_some()).count(),
+            Backend::Postgres(_) => unreachable!("a SQLite test"),
+        }
+    }
+
+    #[tokio::test]
+    async fn pool_connections_open_only_when_every_open_one_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(open_pool_connections(&s), 0, "nothing opened before use");
+        for _ in 0..5 {
+            assert!(s.is_writable().await);
+        }
+        assert_eq!(
+            open_pool_connections(&s),
+            1,
+            "calls one after another share the first connection"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_intent_is_recorded_while_every_pool_connection_is_busy() {
         let dir = tempfile::tempdir().unwrap();
@@ -1404,6 +1479,7 @@ pub(crate) mod tests {
             .expect("the intent lane does not wait for the pool")
             .unwrap();
         assert!(matches!(rec, Recorded::New(_)));
+        assert_eq!(open_pool_connections(&s), POOL_CONNECTIONS);
         for _ in 0..POOL_CONNECTIONS {
             tx.send(()).unwrap();
         }

@@ -69,11 +69,20 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId) -> Result<()> {
     let summary = async {
         if let Some(ts) = summary::post(ctx, id, &channel).await? {
             // Pin, and catch up with links that arrived while the summary was being posted.
+            // After an attempt whose outcome is unknown, look before pinning again.
             let pin = run_step(
                 ctx,
                 id,
                 StepKey::Pin,
-                |_| ctx.slack.pin(&channel, &ts),
+                |a| {
+                    let (channel, ts) = (&channel, &ts);
+                    async move {
+                        if a.maybe_applied && ctx.slack.is_pinned(channel, ts).await? {
+                            return Ok(());
+                        }
+                        ctx.slack.pin(channel, ts).await
+                    }
+                },
                 |_| None,
             );
             let (pin, refreshed) = tokio::join!(pin, summary::refresh(ctx, id));
@@ -272,7 +281,25 @@ async fn invite(ctx: &Ctx, inc: &Incident, channel: &ChannelId) -> Result<()> {
         ctx,
         inc.id,
         StepKey::Invite,
-        |_| invite_users(ctx, channel, &users),
+        |a| {
+            let users = &users;
+            async move {
+                if !a.maybe_applied {
+                    return invite_users(ctx, channel, users).await;
+                }
+                // An earlier invite may have gone through: invite only who is still missing.
+                let members = ctx.slack.members(channel).await?;
+                let missing: Vec<UserId> = users
+                    .iter()
+                    .filter(|u| !members.contains(u))
+                    .cloned()
+                    .collect();
+                if missing.is_empty() {
+                    return Ok(());
+                }
+                invite_users(ctx, channel, &missing).await
+            }
+        },
         |_| None,
     )
     .await?;

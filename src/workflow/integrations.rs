@@ -166,7 +166,8 @@ fn spawn(runner: &Arc<Runner>, id: IncidentId, b: Background) {
 }
 
 enum Outcome {
-    Paged(PageRef),
+    /// Paged; `true` when adopted from an earlier run's record (nothing was sent).
+    Paged(PageRef, bool),
     Created(PostMortem),
     Updated,
 }
@@ -198,12 +199,13 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
     loop {
         // PagerDuty steps of one incident never overlap: a withdrawal waits for a trigger in
         // flight, and a trigger sees the resolution that came first.
-        let pager_guard = match b {
-            Background::Page | Background::PageResolve => Some(runner.lock_pager(id).await),
-            Background::PostMortemResolve
-            | Background::PostMortemClose
-            | Background::PostMortemFollowUps => Some(runner.lock_postmortem(id).await),
-            Background::PostMortem => None,
+        // The same holds for Notion's create and its resolution update. The guard is kept
+        // through `after_success`, which records the page (or post-mortem) and starts the
+        // resolution update a resolve left waiting: the update can never read the incident
+        // between the effect and its record.
+        let guard = match integration(b) {
+            Integration::PagerDuty => runner.lock_pager(id).await,
+            Integration::Notion => runner.lock_notion(id).await,
         };
         let Some(inc) = ctx.store.incident(id).await? else {
             return Ok(());
@@ -224,7 +226,6 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
         };
         let t0 = std::time::Instant::now();
         let result = attempt(ctx, &inc, b, &facts, doc.as_ref(), a.maybe_applied).await;
-        drop(pager_guard);
         let service = match integration(b) {
             Integration::PagerDuty => "pagerduty",
             Integration::Notion => "notion",
@@ -242,14 +243,22 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
                     }
                 }
                 after_success(runner, &inc, b, outcome, noticed).await?;
-                return run.done(None).await;
+                run.done(None).await?;
+                drop(guard);
+                return Ok(());
             }
             Err(e) => {
+                drop(guard);
                 ctx.metrics.retry(integration(b).name(), "failure");
                 let reason = e.human();
                 tracing::warn!(incident = %inc.name, step = b.as_str(), error = %e, "integration step failed");
                 match run.record_failure(&e).await? {
                     Next::GiveUp => {
+                        // A trigger or create whose answer was lost may still have taken
+                        // effect: the resolution update decides from what it finds.
+                        if matches!(b, Background::Page | Background::PostMortem) {
+                            start_waiting_update(runner, id, b).await?;
+                        }
                         post_notice(ctx, &inc, b, &reason, true).await?;
                         return Ok(());
                     }
@@ -268,38 +277,62 @@ pub async fn run(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<
 
 /// Why a step is not needed any more, if it is not.
 async fn skip_reason(ctx: &Ctx, inc: &Incident, b: Background) -> Result<Option<&'static str>> {
-    let resolved = matches!(
-        inc.status,
-        Status::Resolving | Status::Resolved | Status::Closed
-    );
     if inc.status == Status::Failed && matches!(b, Background::Page | Background::PostMortem) {
         return Ok(Some(
             "declaring failed: no incident channel could be created",
         ));
     }
     Ok(match b {
+        // A resolve that came first does not cancel the page: the incident must reach the same
+        // end state as without faults (paged, then resolved). The page's success starts the
+        // resolve it left waiting (`after_success`).
         Background::Page => {
             let level = ctx.settings.incidents.severity(inc.severity.as_str());
-            if !inc.severity.pages(level) {
-                Some("severity does not page")
-            } else if resolved {
-                Some("incident resolved before the page went out")
-            } else {
-                None
-            }
+            (!inc.severity.pages(level)).then_some("severity does not page")
         }
         Background::PostMortem => None,
         Background::PageResolve => {
-            let paged = inc.pagerduty_key.is_some() || page_may_have_gone_out(ctx, inc.id).await?;
-            (!paged).then_some("nobody was paged")
+            if inc.pagerduty_key.is_some() {
+                None
+            } else if inc.status != Status::Failed
+                && still_running(ctx, inc.id, Background::Page).await?
+            {
+                // The trigger is still being retried: it resolves the page when it succeeds.
+                Some("the page has not gone out yet; it is resolved when it does")
+            } else {
+                (!page_may_have_gone_out(ctx, inc.id).await?).then_some("nobody was paged")
+            }
         }
-        Background::PostMortemResolve
-        | Background::PostMortemClose
-        | Background::PostMortemFollowUps => inc
+        Background::PostMortemResolve => {
+            if inc.notion_page_id.is_some() {
+                None
+            } else if still_running(ctx, inc.id, Background::PostMortem).await? {
+                Some("the post-mortem is not created yet; it is updated when it is")
+            } else {
+                Some("no post-mortem page")
+            }
+        }
+        Background::PostMortemClose | Background::PostMortemFollowUps => inc
             .notion_page_id
             .is_none()
             .then_some("no post-mortem page yet"),
     })
+}
+
+/// Whether background step `b` is still to finish (never run, started, or failed and retrying).
+async fn still_running(ctx: &Ctx, id: IncidentId, b: Background) -> Result<bool> {
+    if !configured(ctx, b) {
+        return Ok(false);
+    }
+    let state = ctx
+        .store
+        .step(id, &StepKey::Background(b).to_string())
+        .await?
+        .map(|s| s.state);
+    Ok(!matches!(
+        state,
+        Some(StepState::Done | StepState::Skipped | StepState::GaveUp)
+    ))
 }
 
 async fn attempt(
@@ -318,7 +351,25 @@ async fn attempt(
     match b {
         Background::Page => {
             let pager = ctx.pager.as_ref().ok_or_else(unconfigured)?;
-            pager.trigger(facts).await.map(Outcome::Paged)
+            if let (true, Some(key)) = (maybe_applied, &inc.pagerduty_key) {
+                // The trigger went through and was recorded; the process stopped before the
+                // step was. Sending it again could page anew after the resolve (Events v2
+                // opens a new alert for a resolved key).
+                return Ok(Outcome::Paged(
+                    PageRef {
+                        dedup_key: key.clone(),
+                        incident_id: inc.pagerduty_id.clone(),
+                        html_url: inc.pagerduty_url.clone(),
+                    },
+                    true,
+                ));
+            }
+            let paged = if maybe_applied {
+                pager.trigger_again(facts).await
+            } else {
+                pager.trigger(facts).await
+            };
+            paged.map(|p| Outcome::Paged(p, false))
         }
         Background::PageResolve => {
             let pager = ctx.pager.as_ref().ok_or_else(unconfigured)?;
@@ -329,7 +380,12 @@ async fn attempt(
                 incident_id: inc.pagerduty_id.clone(),
                 html_url: inc.pagerduty_url.clone(),
             };
-            pager.resolve(facts, &page).await.map(|_| Outcome::Updated)
+            let resolved = if maybe_applied {
+                pager.resolve_again(facts, &page).await
+            } else {
+                pager.resolve(facts, &page).await
+            };
+            resolved.map(|_| Outcome::Updated)
         }
         Background::PostMortem => {
             let notion = ctx.notion.as_ref().ok_or_else(unconfigured)?;
@@ -393,7 +449,7 @@ async fn after_success(
     let store = &ctx.store;
     let id = inc.id;
     let url = match outcome {
-        Outcome::Paged(page) => {
+        Outcome::Paged(page, adopted) => {
             store
                 .set_field(id, Field::PagerDutyKey, &page.dedup_key)
                 .await?;
@@ -403,9 +459,12 @@ async fn after_success(
             if let Some(u) = &page.html_url {
                 store.set_field(id, Field::PagerDutyUrl, u).await?;
             }
-            store
-                .add_timeline(id, ctx.clock.now(), ui::TIMELINE_PAGED)
-                .await?;
+            // Once: a page adopted from an earlier run's record is in the timeline already.
+            if !adopted {
+                store
+                    .add_timeline(id, ctx.clock.now(), ui::TIMELINE_PAGED)
+                    .await?;
+            }
             page.html_url
         }
         Outcome::Created(pm) => {
@@ -452,22 +511,30 @@ async fn after_success(
     bookmarked?;
     refreshed?;
     recovered?;
-    // The incident may have been resolved while this was pending.
-    if let Some(now) = store.incident(id).await? {
-        if matches!(
-            now.status,
-            Status::Resolving | Status::Resolved | Status::Closed
-        ) {
-            let follow = match b {
-                Background::Page => Background::PageResolve,
-                _ => Background::PostMortemResolve,
-            };
-            let key = StepKey::Background(follow).to_string();
-            let state = store.step(id, &key).await?.map(|s| s.state);
-            if matches!(state, None | Some(StepState::Skipped)) {
-                store.reset_step(id, &key).await?;
-                spawn(runner, id, follow);
-            }
+    start_waiting_update(runner, id, b).await
+}
+
+/// After the page or post-mortem step ended: when the incident was resolved meanwhile, start its
+/// resolution update, which skipped itself to wait for this step.
+async fn start_waiting_update(runner: &Arc<Runner>, id: IncidentId, b: Background) -> Result<()> {
+    let store = &runner.ctx().store;
+    let Some(now) = store.incident(id).await? else {
+        return Ok(());
+    };
+    if matches!(
+        now.status,
+        Status::Resolving | Status::Resolved | Status::Closed
+    ) {
+        let follow = match b {
+            Background::Page | Background::PageResolve => Background::PageResolve,
+            Background::PostMortem | Background::PostMortemResolve => Background::PostMortemResolve,
+            Background::PostMortemClose | Background::PostMortemFollowUps => return Ok(()),
+        };
+        let key = StepKey::Background(follow).to_string();
+        let state = store.step(id, &key).await?.map(|s| s.state);
+        if matches!(state, None | Some(StepState::Skipped)) {
+            store.reset_step(id, &key).await?;
+            spawn(runner, id, follow);
         }
     }
     Ok(())
@@ -592,7 +659,7 @@ mod tests {
     use crate::clock::Clock;
     use crate::incident::lifecycle::Transition;
     use crate::store::ResolveRecorded;
-    use crate::workflow::runner::tests::{incident, test_runner};
+    use crate::workflow::runner::tests::{incident, test_runner, test_runner_paging};
 
     async fn resolving(ctx: &Ctx, name: &str) -> IncidentId {
         let id = incident(ctx, name).await;
@@ -633,11 +700,71 @@ mod tests {
                 .unwrap(),
             None
         );
-        // And the page step itself stops: the incident is resolved.
-        assert!(skip_reason(ctx, &inc, Background::Page)
+    }
+
+    #[tokio::test]
+    async fn a_resolve_before_the_page_went_out_still_pages_then_resolves() {
+        let (runner, clock) = test_runner_paging();
+        let ctx = runner.ctx();
+        let id = resolving(ctx, "20261201-quick-lynx").await;
+        // The trigger failed transiently (a 502) and is being retried when the resolve comes.
+        ctx.store
+            .set_step(id, "page", StepState::Started, None, clock.now())
             .await
-            .unwrap()
-            .is_some());
+            .unwrap();
+        ctx.store
+            .set_step(id, "page", StepState::Failed, Some("HTTP 502"), clock.now())
+            .await
+            .unwrap();
+        let inc = ctx.store.incident(id).await.unwrap().unwrap();
+        assert_eq!(
+            skip_reason(ctx, &inc, Background::Page).await.unwrap(),
+            None,
+            "a transient failure never drops the page"
+        );
+        assert!(
+            skip_reason(ctx, &inc, Background::PageResolve)
+                .await
+                .unwrap()
+                .is_some(),
+            "the resolve waits for the page instead of resolving what is not there yet"
+        );
+        // The page gives up for good after an attempt whose outcome is unknown: withdraw by key.
+        ctx.store
+            .set_step(id, "page", StepState::GaveUp, Some("HTTP 502"), clock.now())
+            .await
+            .unwrap();
+        assert_eq!(
+            skip_reason(ctx, &inc, Background::PageResolve)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_recorded_before_a_crash_is_adopted_not_sent_again() {
+        // PagerDuty is at a closed port here: any call would fail.
+        let (runner, clock) = test_runner_paging();
+        let ctx = runner.ctx();
+        let id = resolving(ctx, "20261201-proud-wren").await;
+        // The trigger went through and its key was recorded; the process died before the step
+        // was marked done, and the resolve came after the restart.
+        ctx.store
+            .set_step(id, "page", StepState::Started, None, clock.now())
+            .await
+            .unwrap();
+        ctx.store
+            .set_field(id, Field::PagerDutyKey, "20261201-proud-wren")
+            .await
+            .unwrap();
+        let inc = ctx.store.incident(id).await.unwrap().unwrap();
+        let facts = facts(ctx, &inc).await.unwrap();
+        let r = attempt(ctx, &inc, Background::Page, &facts, None, true).await;
+        assert!(
+            matches!(&r, Ok(Outcome::Paged(p, true)) if p.dedup_key == "20261201-proud-wren"),
+            "adopted without a call"
+        );
     }
 
     #[tokio::test]

@@ -111,9 +111,23 @@ pub(crate) async fn post_step(
             let (text, blocks) = render();
             let key = &key;
             async move {
-                if a.maybe_applied && thread_ts.is_none() {
-                    let found = retry_call(ctx, key, || {
-                        find_own_message(ctx, incident, key, channel, a.first_at)
+                if a.maybe_applied {
+                    // Top-level messages are found in the channel's history, thread replies in
+                    // their thread.
+                    let found = retry_call(ctx, key, || async {
+                        match thread_ts {
+                            None => find_own_message(ctx, incident, key, channel, a.first_at).await,
+                            Some(parent) => {
+                                ctx.slack
+                                    .find_own_reply(
+                                        channel,
+                                        parent,
+                                        incident.name.as_str(),
+                                        &key.to_string(),
+                                    )
+                                    .await
+                            }
+                        }
                     })
                     .await?;
                     if let Some(ts) = found {

@@ -432,10 +432,12 @@ impl Runner {
         self.lock(id, "pagerduty").await
     }
 
-    /// Serialises the post-mortem writers of one incident (resolve, close): each reads the page
-    /// and appends what is missing, so two at once could both append the same section.
-    pub async fn lock_postmortem(&self, id: IncidentId) -> OwnedMutexGuard<()> {
-        self.lock(id, "postmortem").await
+    /// Serialises the Notion steps of one incident: the resolution update never reads the
+    /// incident between the post-mortem's creation and its record, and the post-mortem writers
+    /// (resolve, close, follow-ups) each read the page and append what is missing, so two at once
+    /// could both append the same section.
+    pub async fn lock_notion(&self, id: IncidentId) -> OwnedMutexGuard<()> {
+        self.lock(id, "notion").await
     }
 
     async fn lock(&self, id: IncidentId, what: &'static str) -> OwnedMutexGuard<()> {
@@ -756,6 +758,15 @@ pub(crate) mod tests {
     /// A runner over an in-memory store, a test clock and a Slack client nobody answers (the
     /// tests here never reach it).
     pub(crate) fn test_runner() -> (Arc<Runner>, TestClock) {
+        test_runner_with(false)
+    }
+
+    /// [`test_runner`] with PagerDuty configured (Events v2 at a closed port: never reached).
+    pub(crate) fn test_runner_paging() -> (Arc<Runner>, TestClock) {
+        test_runner_with(true)
+    }
+
+    fn test_runner_with(paging: bool) -> (Arc<Runner>, TestClock) {
         let clock = TestClock::at(Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap());
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let mut settings = crate::config::Settings::for_tests();
@@ -774,7 +785,15 @@ pub(crate) mod tests {
             settings,
             store: Store::in_memory().unwrap(),
             slack,
-            pager: None,
+            pager: paging.then(|| {
+                crate::integrations::pagerduty::Pager::new(
+                    reqwest::Client::new(),
+                    crate::config::PagerDutySettings::Events {
+                        routing_key: crate::config::Secret::new("R".repeat(32)),
+                        events_url: "http://127.0.0.1:9".into(),
+                    },
+                )
+            }),
             notion: None,
             metrics,
             clock: Arc::new(clock.clone()),

@@ -1,4 +1,5 @@
 pub mod chaos;
+pub mod harness;
 pub mod notion;
 pub mod pagerduty;
 pub mod slack;

@@ -1040,7 +1040,10 @@ async fn rate_limits_answer_429_with_retry_after_and_record_early_retries() {
     )
     .await;
     assert_eq!(r.status, 429);
-    assert_eq!(r.headers["retry-after"].to_str().unwrap(), "2");
+    // One token per 2 s: 2 s to wait, or 1 when the loaded machine took over a second to send
+    // the burst (the bucket refilled part of a token meanwhile).
+    let retry = r.headers["retry-after"].to_str().unwrap();
+    assert!(retry == "2" || retry == "1", "{retry}");
     post(&slack, &b, "1").await;
     assert!(
         !slack.violations().iter().any(|v| v.contains("429")),

@@ -430,6 +430,7 @@ pub(crate) fn dispatch(st: &mut State, method: &str, a: &Args, now: Instant) -> 
         "conversations.history" => conv_history(st, a),
         "conversations.replies" => conv_replies(st, a),
         "chat.getPermalink" => chat_get_permalink(st, a),
+        "conversations.members" => conv_members(st, a),
         "users.conversations" => users_conversations(st, a),
         "chat.postMessage" => chat_post_message(st, a),
         "chat.update" => chat_update(st, a),
@@ -761,6 +762,8 @@ fn conv_history(st: &mut State, a: &Args) -> Reply {
 /// At most this many messages per `conversations.replies` call for non-Marketplace apps.
 const REPLIES_MAX: usize = 15;
 
+/// `conversations.replies`: the ts of a reply gives that reply alone; a parent (or an unthreaded
+/// message) gives itself followed by its replies, oldest first, within `oldest`/`latest`.
 fn conv_replies(st: &mut State, a: &Args) -> Reply {
     let i = visible(st, a.nonempty("channel")?)?;
     require_type_scope(
@@ -775,6 +778,15 @@ fn conv_replies(st: &mut State, a: &Args) -> Reply {
     if parse_ts(ts).is_none() {
         return Err(e("invalid_ts"));
     }
+    let oldest = match a.nonempty("oldest")? {
+        None => None,
+        Some(s) => Some(parse_ts(s).ok_or_else(|| e("invalid_ts_oldest"))?),
+    };
+    let latest = match a.nonempty("latest")? {
+        None => None,
+        Some(s) => Some(parse_ts(s).ok_or_else(|| e("invalid_ts_latest"))?),
+    };
+    let inclusive = a.boolean("inclusive")?.unwrap_or(false);
     let limit = limit_arg(a)?.min(REPLIES_MAX);
     let offset = cursor_arg(a)?;
     let with_md = a.boolean("include_all_metadata")?.unwrap_or(false);
@@ -784,24 +796,40 @@ fn conv_replies(st: &mut State, a: &Args) -> Reply {
         .iter()
         .find(|m| m.ts == ts)
         .ok_or_else(|| e("thread_not_found"))?;
-    // The ts of a reply gives that reply alone; a parent (or an unthreaded message) gives itself
-    // followed by its replies, oldest first.
+    let replies: Vec<&Message> = c
+        .messages
+        .iter()
+        .filter(|r| r.ts != m.ts && r.thread_ts.as_deref() == Some(&m.ts))
+        .collect();
+    let in_range = |m: &&Message| {
+        let t = parse_ts(&m.ts).unwrap_or(0);
+        let lo = oldest.is_none_or(|o| if inclusive { t >= o } else { t > o });
+        let hi = latest.is_none_or(|l| if inclusive { t <= l } else { t < l });
+        lo && hi
+    };
     let msgs: Vec<&Message> = match &m.thread_ts {
         Some(parent) if parent != &m.ts => vec![m],
         _ => std::iter::once(m)
-            .chain(
-                c.messages
-                    .iter()
-                    .filter(|r| r.ts != m.ts && r.thread_ts.as_deref() == Some(&m.ts)),
-            )
+            .chain(replies.iter().copied())
+            .filter(in_range)
             .collect(),
     };
+    let thread_of = m.thread_ts.clone().unwrap_or_else(|| m.ts.clone());
     let total = msgs.len();
     let page: Vec<Value> = msgs
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(|m| m.to_json(with_md))
+        .map(|msg| {
+            let mut j = msg.to_json(with_md);
+            if !replies.is_empty() || msg.ts != thread_of {
+                j["thread_ts"] = json!(thread_of);
+            }
+            if msg.ts == thread_of && !replies.is_empty() {
+                j["reply_count"] = json!(replies.len());
+            }
+            j
+        })
         .collect();
     let has_more = offset + page.len() < total;
     let mut out = json!({ "messages": page, "has_more": has_more });
@@ -831,6 +859,29 @@ fn chat_get_permalink(st: &mut State, a: &Args) -> Reply {
         link.push_str(&format!("?thread_ts={parent}&cid={}", c.id));
     }
     Ok(json!({ "channel": c.id, "permalink": link }))
+}
+
+/// `conversations.members`: member ids, paginated.
+fn conv_members(st: &mut State, a: &Args) -> Reply {
+    let i = visible(st, a.nonempty("channel")?)?;
+    require_type_scope(
+        st,
+        &st.channels[i],
+        &["channels:read"],
+        &["groups:read"],
+        &["im:read"],
+    )?;
+    let limit = limit_arg(a)?;
+    let offset = cursor_arg(a)?;
+    let members = &st.channels[i].members;
+    let page: Vec<&String> = members.iter().skip(offset).take(limit).collect();
+    let more = offset + page.len() < members.len();
+    let next = if more {
+        encode_cursor(offset + page.len())
+    } else {
+        String::new()
+    };
+    Ok(json!({ "members": page, "response_metadata": { "next_cursor": next } }))
 }
 
 fn users_conversations(st: &mut State, a: &Args) -> Reply {

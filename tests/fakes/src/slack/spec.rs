@@ -186,6 +186,13 @@ pub(crate) static METHODS: &[MethodSpec] = &[
         get_ok: true,
     },
     MethodSpec {
+        name: "conversations.members",
+        token: TokenReq::Bot,
+        scopes: READ_SCOPES,
+        limit: T4,
+        get_ok: true,
+    },
+    MethodSpec {
         name: "users.conversations",
         token: TokenReq::Bot,
         scopes: READ_SCOPES,
